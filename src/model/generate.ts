@@ -1,0 +1,352 @@
+/**
+ * Batched sampling with a KV cache.
+ *
+ * Per chunk of prompts: one prefill forward over the distinct prompts (right-padded, logits only at
+ * each prompt's last position), its keys/values copied into the n cache slots of that prompt (so the
+ * n samples of a prompt share one prefill), then one decode step per new token for all unfinished
+ * slots together: projections and MLP as matrix products over the active rows, attention over each
+ * slot's own cache in TypeScript (one query per slot, so it is cheap).
+ *
+ * Reproducibility: every sample draws from its own PRNG seeded by (seed, prompt index, sample index),
+ * so a sample does not depend on which other prompts share its batch.
+ */
+import { addBias, rmsnormForward, ropeRotate, swigluForward } from "../engine/ops.js";
+import { mulberry32 } from "../engine/tensor.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { type LlamaModel, forward } from "./llama.js";
+import { type SamplingParams, logSumExp, makeScratch, sampleToken } from "./sampling.js";
+
+export interface GenerateOptions {
+  /** Most tokens to generate per sample (default 64). Also bounded by the model's maxSeqLen. */
+  maxNewTokens?: number;
+  /** Softmax temperature (default 1); 0 = greedy. */
+  temperature?: number;
+  /** Keep the smallest top set with probability ≥ topP (default 1 = off). */
+  topP?: number;
+  /** Keep the k most likely tokens (default 0 = off). */
+  topK?: number;
+  /** Samples per prompt (default 1). */
+  n?: number;
+  /** Seed of the samples' PRNGs (default 0). */
+  seed?: number;
+  /** Token ids that end a sample (default: the tokenizer's EOS, if any). Kept in `ids`, not in `text`. */
+  stopTokens?: number[];
+  /** Strings that end a sample; `text` is cut before the first occurrence. Needs a tokenizer. */
+  stopStrings?: string[];
+  /** Most sequences decoded together (default 256); bounds the KV cache's memory. */
+  maxBatch?: number;
+  signal?: AbortSignal;
+  /** Called after every decode step. */
+  onProgress?: (p: { samplesDone: number; samplesTotal: number; tokens: number }) => void;
+}
+
+export interface Sample {
+  promptIndex: number;
+  sampleIndex: number;
+  /** Generated ids (prompt excluded), including a final stop token if one was produced. */
+  ids: number[];
+  /** Decoded generated text (stop token and stop string excluded); "" without a tokenizer. */
+  text: string;
+  /** Σ log p(id) of `ids` under the model's own distribution (temperature 1, no truncation). */
+  logprob: number;
+  finishReason: "stop" | "length";
+}
+
+/** Each prompt is text (needs a tokenizer; BOS follows the tokenizer's convention) or token ids. */
+export type Prompt = string | readonly number[];
+
+interface Slot {
+  prompt: number;
+  sample: number;
+  pos: number; // position of the next token to feed (= tokens in cache)
+  last: number; // last sampled token (to feed next)
+  ids: number[];
+  logprob: number;
+  rng: () => number;
+  done: boolean;
+  finish: "stop" | "length";
+  textEnd: number; // where `text` is cut for a stop string (−1 = none)
+}
+
+function seedFor(seed: number, prompt: number, sample: number): number {
+  // Mix with odd constants so neighbouring (prompt, sample) pairs get unrelated streams.
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  h = Math.imul(h ^ (prompt + 0x7f4a7c15), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (sample + 0x165667b1), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Sample continuations of each prompt. Returns samples grouped per prompt: result[p][i]. */
+export async function generate(
+  model: LlamaModel,
+  tokenizer: Tokenizer | undefined,
+  prompts: readonly Prompt[],
+  opts: GenerateOptions = {},
+): Promise<Sample[][]> {
+  const c = model.config;
+  const n = opts.n ?? 1;
+  const maxNew = opts.maxNewTokens ?? 64;
+  const temperature = opts.temperature ?? 1;
+  const sp: SamplingParams = { temperature, topK: opts.topK ?? 0, topP: opts.topP ?? 1 };
+  if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
+  if (!(sp.topP > 0 && sp.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${sp.topP}`);
+  if (!(Number.isInteger(sp.topK) && sp.topK >= 0)) throw new RangeError(`topK must be an integer ≥ 0, got ${sp.topK}`);
+  if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`n must be an integer ≥ 1, got ${n}`);
+  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new RangeError(`maxNewTokens must be an integer ≥ 1, got ${maxNew}`);
+  const stopStrings = opts.stopStrings ?? [];
+  if (stopStrings.length && !tokenizer) throw new Error("stopStrings need a tokenizer");
+  const stopTokens = new Set(opts.stopTokens ?? (tokenizer?.eosId !== undefined ? [tokenizer.eosId] : []));
+  const ids = prompts.map((p, i) => {
+    if (typeof p !== "string") return Array.from(p);
+    if (!tokenizer) throw new Error(`prompt ${i} is text but no tokenizer was given`);
+    return tokenizer.encode(p);
+  });
+  ids.forEach((p, i) => {
+    if (p.length === 0) throw new Error(`prompt ${i} is empty (no tokens)`);
+    if (p.length >= c.maxSeqLen) throw new Error(`prompt ${i} has ${p.length} tokens; the model's maxSeqLen is ${c.maxSeqLen}`);
+  });
+
+  const maxBatch = Math.max(opts.maxBatch ?? 256, n);
+  const perChunk = Math.max(1, Math.floor(maxBatch / n));
+  const out: Sample[][] = [];
+  const total = ids.length * n;
+  let doneSamples = 0;
+  let tokens = 0;
+  for (let p0 = 0; p0 < ids.length; p0 += perChunk) {
+    const chunk = ids.slice(p0, p0 + perChunk);
+    const res = await generateChunk(model, tokenizer, chunk, p0, n, maxNew, sp, stopTokens, stopStrings, opts.seed ?? 0, opts.signal, (t, d) => {
+      opts.onProgress?.({ samplesDone: doneSamples + d, samplesTotal: total, tokens: tokens + t });
+    });
+    for (const r of res) {
+      out.push(r);
+      doneSamples += r.length;
+      for (const s of r) tokens += s.ids.length;
+    }
+  }
+  return out;
+}
+
+async function generateChunk(
+  model: LlamaModel,
+  tokenizer: Tokenizer | undefined,
+  prompts: number[][],
+  promptOffset: number,
+  n: number,
+  maxNew: number,
+  sp: SamplingParams,
+  stopTokens: Set<number>,
+  stopStrings: string[],
+  seed: number,
+  signal: AbortSignal | undefined,
+  progress: (tokens: number, done: number) => void,
+): Promise<Sample[][]> {
+  const c = model.config;
+  const V = c.vocabSize;
+  const KV = c.nKvHeads;
+  const hd = c.headDim;
+  const P = prompts.length;
+  const Tp = Math.max(...prompts.map((p) => p.length));
+  const maxLen = Math.min(c.maxSeqLen, Tp + maxNew);
+
+  // Prefill the distinct prompts: right-padded (P, Tp), logits at each last position.
+  const tok = new Int32Array(P * Tp);
+  const lastRows = new Int32Array(P);
+  prompts.forEach((p, i) => {
+    tok.set(p, i * Tp);
+    lastRows[i] = i * Tp + p.length - 1;
+  });
+  const pre = await forward(model, { tokens: tok, B: P, T: Tp }, { logitRows: lastRows, captureKv: true });
+  const preLogits = pre.logits as Float32Array;
+
+  // KV cache: per layer (S, KV, maxLen, hd); slot s = prompt·n + sample.
+  const S = P * n;
+  const kCache: Float32Array[] = [];
+  const vCache: Float32Array[] = [];
+  for (const kv of pre.kv ?? []) {
+    const kc = new Float32Array(S * KV * maxLen * hd);
+    const vc = new Float32Array(S * KV * maxLen * hd);
+    for (let s = 0; s < S; s++) {
+      const pi = (s / n) | 0;
+      const len = prompts[pi].length;
+      for (let h = 0; h < KV; h++) {
+        const src = (pi * KV + h) * Tp * hd;
+        const dst = (s * KV + h) * maxLen * hd;
+        kc.set(kv.k.subarray(src, src + len * hd), dst);
+        vc.set(kv.v.subarray(src, src + len * hd), dst);
+      }
+    }
+    kCache.push(kc);
+    vCache.push(vc);
+  }
+
+  const scratch = makeScratch(V);
+  const slots: Slot[] = [];
+  for (let s = 0; s < S; s++) {
+    const pi = (s / n) | 0;
+    slots.push({
+      prompt: pi,
+      sample: s % n,
+      pos: prompts[pi].length,
+      last: -1,
+      ids: [],
+      logprob: 0,
+      rng: mulberry32(seedFor(seed, promptOffset + pi, s % n)),
+      done: false,
+      finish: "length",
+      textEnd: -1,
+    });
+  }
+
+  // Choose a token for slot s from a logits row, and decide whether it finishes.
+  const accept = (slot: Slot, logits: Float32Array, off: number) => {
+    const t = sampleToken(logits, off, V, sp, slot.rng, scratch);
+    slot.logprob += logits[off + t] - logSumExp(logits, off, V);
+    slot.ids.push(t);
+    slot.last = t;
+    if (stopTokens.has(t)) {
+      slot.done = true;
+      slot.finish = "stop";
+    } else if (stopStrings.length && tokenizer) {
+      const text = tokenizer.decode(slot.ids);
+      let cut = -1;
+      for (const ss of stopStrings) {
+        const at = text.indexOf(ss);
+        if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      }
+      if (cut >= 0) {
+        slot.done = true;
+        slot.finish = "stop";
+        slot.textEnd = cut;
+      }
+    }
+    // prompt + sample must fit in maxSeqLen, so that training can later read it back whole
+    if (!slot.done && (slot.ids.length >= maxNew || slot.pos + 1 >= c.maxSeqLen)) slot.done = true;
+  };
+
+  for (let s = 0; s < S; s++) accept(slots[s], preLogits, slots[s].prompt * V);
+  let tokens = S;
+  progress(tokens, slots.filter((s) => s.done).length);
+
+  for (;;) {
+    signal?.throwIfAborted();
+    const active = slots.map((s, i) => (s.done ? -1 : i)).filter((i) => i >= 0);
+    if (active.length === 0) break;
+    const logits = await decodeStep(model, kCache, vCache, maxLen, active, active.map((i) => slots[i].last), active.map((i) => slots[i].pos));
+    for (let a = 0; a < active.length; a++) {
+      const slot = slots[active[a]];
+      slot.pos++;
+      accept(slot, logits, a * V);
+    }
+    tokens += active.length;
+    progress(tokens, slots.filter((s) => s.done).length);
+  }
+
+  const res: Sample[][] = Array.from({ length: P }, () => []);
+  for (const s of slots) {
+    let text = "";
+    if (tokenizer) {
+      const body = s.finish === "stop" && stopTokens.has(s.ids[s.ids.length - 1]) ? s.ids.slice(0, -1) : s.ids;
+      text = tokenizer.decode(body);
+      if (s.textEnd >= 0) text = text.slice(0, s.textEnd);
+    }
+    res[s.prompt].push({ promptIndex: promptOffset + s.prompt, sampleIndex: s.sample, ids: s.ids, text, logprob: s.logprob, finishReason: s.finish });
+  }
+  return res;
+}
+
+/**
+ * One decode step: feed token `tokens[a]` at position `pos[a]` for each active slot, append its
+ * key/value to the slot's cache, return next-token logits (A, V).
+ */
+export async function decodeStep(
+  model: LlamaModel,
+  kCache: Float32Array[],
+  vCache: Float32Array[],
+  maxLen: number,
+  slots: number[],
+  tokens: number[],
+  pos: number[],
+): Promise<Float32Array> {
+  const { config: c, params: p, kernels: kn, rope } = model;
+  const A = slots.length;
+  const C = c.dim;
+  const H = c.nHeads;
+  const KV = c.nKvHeads;
+  const G = H / KV;
+  const hd = c.headDim;
+  const half = hd / 2;
+  const Hm = c.hiddenDim;
+  const scale = 1 / Math.sqrt(hd);
+
+  const x = new Float32Array(A * C); // (A, C)
+  for (let a = 0; a < A; a++) x.set(p.embed.subarray(tokens[a] * C, tokens[a] * C + C), a * C);
+  const h = new Float32Array(A * C);
+  const rstd = new Float32Array(A);
+  const att = new Float32Array(A * H * hd);
+  const scores = new Float64Array(maxLen);
+  const kr = new Float32Array(hd);
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const lp = p.layers[l];
+    const kc = kCache[l];
+    const vc = vCache[l];
+    rmsnormForward(x, lp.inputNorm, A, C, c.normEps, h, rstd);
+    const [q, k, v] = await Promise.all([
+      kn.matmul(h, lp.wq, A, C, H * hd, { transB: true }),
+      kn.matmul(h, lp.wk, A, C, KV * hd, { transB: true }),
+      kn.matmul(h, lp.wv, A, C, KV * hd, { transB: true }),
+    ]);
+    if (lp.bq) addBias(q, lp.bq, A, H * hd);
+    if (lp.bk) addBias(k, lp.bk, A, KV * hd);
+    if (lp.bv) addBias(v, lp.bv, A, KV * hd);
+    for (let a = 0; a < A; a++) {
+      const s = slots[a];
+      const t = pos[a];
+      for (let kh = 0; kh < KV; kh++) {
+        const base = ((s * KV + kh) * maxLen + t) * hd;
+        ropeRotate(k, (a * KV + kh) * hd, kr, 0, t, half, rope.cos, rope.sin, 1);
+        kc.set(kr, base);
+        vc.set(v.subarray((a * KV + kh) * hd, (a * KV + kh + 1) * hd), base);
+      }
+      for (let qh = 0; qh < H; qh++) {
+        const qo = (a * H + qh) * hd;
+        ropeRotate(q, qo, q, qo, t, half, rope.cos, rope.sin, 1);
+        const kvo = (s * KV + ((qh / G) | 0)) * maxLen * hd;
+        let mx = -Infinity;
+        for (let j = 0; j <= t; j++) {
+          let d = 0;
+          const ko = kvo + j * hd;
+          for (let i = 0; i < hd; i++) d += q[qo + i] * kc[ko + i];
+          d *= scale;
+          scores[j] = d;
+          if (d > mx) mx = d;
+        }
+        let sum = 0;
+        for (let j = 0; j <= t; j++) {
+          const e = Math.exp(scores[j] - mx);
+          scores[j] = e;
+          sum += e;
+        }
+        const oo = (a * H + qh) * hd;
+        for (let i = 0; i < hd; i++) att[oo + i] = 0;
+        for (let j = 0; j <= t; j++) {
+          const w = scores[j] / sum;
+          const vo = kvo + j * hd;
+          for (let i = 0; i < hd; i++) att[oo + i] += w * vc[vo + i];
+        }
+      }
+    }
+    const y = await kn.matmul(att, lp.wo, A, H * hd, C, { transB: true });
+    for (let i = 0; i < A * C; i++) x[i] += y[i];
+    rmsnormForward(x, lp.postNorm, A, C, c.normEps, h, rstd);
+    const [gate, up] = await Promise.all([
+      kn.matmul(h, lp.wGate, A, C, Hm, { transB: true }),
+      kn.matmul(h, lp.wUp, A, C, Hm, { transB: true }),
+    ]);
+    swigluForward(gate, up, gate, A * Hm);
+    const m = await kn.matmul(gate, lp.wDown, A, Hm, C, { transB: true });
+    for (let i = 0; i < A * C; i++) x[i] += m[i];
+  }
+  rmsnormForward(x, p.norm, A, C, c.normEps, h, rstd);
+  return kn.matmul(h, p.lmHead, A, C, c.vocabSize, { transB: true });
+}
