@@ -15,7 +15,7 @@ function dist(topK: number, topP: number, temperature = 1): number[] {
 }
 
 test("no truncation reproduces the softmax", () => {
-  dist(0, 1).forEach((p, i) => assertClose(p, probs[i], `p[${i}]`, 1e-5, 1e-6));
+  for (const [i, p] of dist(0, 1).entries()) assertClose(p, probs[i], `p[${i}]`, 1e-5, 1e-6);
 });
 
 test("top-k keeps the k most likely tokens, renormalised", () => {
