@@ -1,9 +1,10 @@
-import type { Kernels, MatmulOptions } from "./kernels.js";
+import type { AttentionGrads, AttentionOutputs, Kernels, MatmulOptions, MlpGrads, MlpOutputs, MlpSaved } from "./kernels.js";
 
 /**
  * Wraps kernels to measure how much wall time is spent inside them: the time during which at least
  * one kernel call is in flight (calls issued together with Promise.all overlap, so per-call times
- * would double count). Used by the benchmark to report the share of a step spent in matmuls.
+ * would double count). Used by the benchmark to report the share of a step spent in kernels
+ * (matrix products and the fused MLP / attention cores).
  */
 export class TimedKernels implements Kernels {
   readonly name: string;
@@ -40,6 +41,47 @@ export class TimedKernels implements Kernels {
 
   batchedMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, opts?: MatmulOptions): Promise<Float32Array> {
     return this.track(2 * batch * m * k * n, () => this.inner.batchedMatmul(a, b, batch, m, k, n, opts));
+  }
+
+  mlpForward(h: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs> {
+    return this.track(6 * N * C * Hm, () => this.inner.mlpForward(h, wg, wu, wd, N, C, Hm));
+  }
+
+  mlpBackward(
+    dout: Float32Array,
+    h: Float32Array,
+    fwd: MlpSaved,
+    wg: Float32Array,
+    wu: Float32Array,
+    wd: Float32Array,
+    N: number,
+    C: number,
+    Hm: number,
+  ): Promise<MlpGrads> {
+    return this.track(12 * N * C * Hm, () => this.inner.mlpBackward(dout, h, fwd, wg, wu, wd, N, C, Hm));
+  }
+
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs> {
+    return this.track(4 * BK * G * T * T * hd, () => this.inner.attention(q, k, v, BK, G, T, hd, scale));
+  }
+
+  attentionBackward(
+    dO: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    p: Float32Array,
+    BK: number,
+    G: number,
+    T: number,
+    hd: number,
+    scale: number,
+  ): Promise<AttentionGrads> {
+    return this.track(8 * BK * G * T * T * hd, () => this.inner.attentionBackward(dO, q, k, v, p, BK, G, T, hd, scale));
+  }
+
+  cachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Promise<Float32Array> {
+    return this.track(4 * BK * G * L * hd, () => this.inner.cachedAttention(q, k, v, mask, BK, G, L, hd, scale));
   }
 
   dispose(): Promise<void> {

@@ -5,7 +5,7 @@
  * each prompt's last position), its keys/values copied into the n cache slots of that prompt (so the
  * n samples of a prompt share one prefill), then one decode step per new token for all unfinished
  * slots together: projections and MLP as matrix products over the active rows, attention over each
- * slot's own cache in TypeScript (one query per slot, so it is cheap).
+ * slot's own cache (one query per head, masked to the slot's filled positions).
  *
  * Reproducibility: every sample draws from its own PRNG seeded by (seed, prompt index, sample index),
  * so a sample does not depend on which other prompts share its batch.
@@ -282,9 +282,25 @@ export async function decodeStep(
   for (let a = 0; a < A; a++) x.set(p.embed.subarray(tokens[a] * C, tokens[a] * C + C), a * C);
   const h = new Float32Array(A * C);
   const rstd = new Float32Array(A);
-  const att = new Float32Array(A * H * hd);
-  const scores = new Float64Array(maxLen);
   const kr = new Float32Array(hd);
+  // Attention runs over the contiguous range of cache slots that holds every active slot (a view,
+  // no copy); slots in the range that are finished or idle are masked to their first position.
+  let lo = slots[0];
+  let hi = slots[0];
+  for (const s of slots) {
+    if (s < lo) lo = s;
+    if (s > hi) hi = s;
+  }
+  const R = hi - lo + 1;
+  const mask = new Float32Array(R * KV * maxLen).fill(Number.NEGATIVE_INFINITY);
+  for (let r = 0; r < R; r++) for (let kh = 0; kh < KV; kh++) mask[(r * KV + kh) * maxLen] = 0;
+  for (let a = 0; a < A; a++) {
+    const r = slots[a] - lo;
+    for (let kh = 0; kh < KV; kh++) mask.fill(0, (r * KV + kh) * maxLen, (r * KV + kh) * maxLen + pos[a] + 1);
+  }
+  const qAll = new Float32Array(R * H * hd); // (R·KV, G, hd): head h = kv·G + g of slot lo + r
+  const att = new Float32Array(A * H * hd);
+  const span = KV * maxLen * hd;
 
   for (let l = 0; l < c.nLayers; l++) {
     const lp = p.layers[l];
@@ -308,33 +324,12 @@ export async function decodeStep(
         kc.set(kr, base);
         vc.set(v.subarray((a * KV + kh) * hd, (a * KV + kh + 1) * hd), base);
       }
-      for (let qh = 0; qh < H; qh++) {
-        const qo = (a * H + qh) * hd;
-        ropeRotate(q, qo, q, qo, t, half, rope.cos, rope.sin, 1);
-        const kvo = (s * KV + ((qh / G) | 0)) * maxLen * hd;
-        let mx = -Infinity;
-        for (let j = 0; j <= t; j++) {
-          let d = 0;
-          const ko = kvo + j * hd;
-          for (let i = 0; i < hd; i++) d += q[qo + i] * kc[ko + i];
-          d *= scale;
-          scores[j] = d;
-          if (d > mx) mx = d;
-        }
-        let sum = 0;
-        for (let j = 0; j <= t; j++) {
-          const e = Math.exp(scores[j] - mx);
-          scores[j] = e;
-          sum += e;
-        }
-        const oo = (a * H + qh) * hd;
-        for (let i = 0; i < hd; i++) att[oo + i] = 0;
-        for (let j = 0; j <= t; j++) {
-          const w = scores[j] / sum;
-          const vo = kvo + j * hd;
-          for (let i = 0; i < hd; i++) att[oo + i] += w * vc[vo + i];
-        }
-      }
+      for (let qh = 0; qh < H; qh++) ropeRotate(q, (a * H + qh) * hd, qAll, ((s - lo) * H + qh) * hd, t, half, rope.cos, rope.sin, 1);
+    }
+    const o = await kn.cachedAttention(qAll, kc.subarray(lo * span, (hi + 1) * span), vc.subarray(lo * span, (hi + 1) * span), mask, R * KV, G, maxLen, hd, scale);
+    for (let a = 0; a < A; a++) {
+      const src = (slots[a] - lo) * H * hd;
+      att.set(o.subarray(src, src + H * hd), a * H * hd);
     }
     const y = await kn.matmul(att, lp.wo, A, H * hd, C, { transB: true });
     for (let i = 0; i < A * C; i++) x[i] += y[i];

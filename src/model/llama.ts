@@ -18,16 +18,12 @@ import {
   addBias,
   addInto,
   biasBackward,
-  causalSoftmax,
   logSoftmaxGather,
   logSoftmaxGatherBackward,
   rmsnormBackward,
   rmsnormForward,
   ropeRotate,
   ropeTables,
-  softmaxBackwardInPlace,
-  swigluBackward,
-  swigluForward,
 } from "../engine/ops.js";
 import type { LlamaConfig } from "./config.js";
 import type { LayerParams, LlamaParams } from "./params.js";
@@ -219,12 +215,8 @@ async function blockForward(
     }
   }
 
-  // scores (B·KV, G·T, T) = q k^T / sqrt(hd), causal softmax in place → p
-  const scale = 1 / Math.sqrt(hd);
-  const pr = await kn.batchedMatmul(q, k, B * KV, G * T, hd, T, { transB: true, alpha: scale });
-  causalSoftmax(pr, B * KV, G * T, T);
-  // o (B·KV, G·T, hd) = p v
-  const o = await kn.batchedMatmul(pr, v, B * KV, G * T, T, hd);
+  // p (B·KV, G·T, T) = causal softmax(q k^T / sqrt(hd)); o (B·KV, G·T, hd) = p v
+  const { p: pr, o } = await kn.attention(q, k, v, B * KV, G, T, hd, 1 / Math.sqrt(hd));
   // back to (N, H·hd)
   const attn = new Float32Array(N * H * hd);
   for (let b = 0; b < B; b++) {
@@ -245,10 +237,7 @@ async function blockForward(
   const h2 = new Float32Array(N * C);
   const rstd2 = new Float32Array(N);
   rmsnormForward(x2, lp.postNorm, N, C, c.normEps, h2, rstd2);
-  const [gate, up] = await Promise.all([linear(kn, h2, lp.wGate, N, C, Hm), linear(kn, h2, lp.wUp, N, C, Hm)]);
-  const act = new Float32Array(N * Hm);
-  swigluForward(gate, up, act, N * Hm);
-  const m = await linear(kn, act, lp.wDown, N, Hm, C); // (N, C)
+  const { gate, up, act, out: m } = await kn.mlpForward(h2, lp.wGate, lp.wUp, lp.wDown, N, C, Hm); // m (N, C)
   for (let i = 0; i < N * C; i++) m[i] += x2[i];
 
   const tape = keep ? { x, h1, rstd1, q, k, v, p: pr, attn, x2, h2, rstd2, gate, up, act } : undefined;
@@ -312,25 +301,12 @@ async function blockBackward(
   const Hm = c.hiddenDim;
 
   // --- MLP: out = x2 + down(silu(gate)·up) ---
-  const [dWd, dact] = await Promise.all([
-    kn.matmul(dout, tp.act, C, N, Hm, { transA: true }), // (C, Hm)
-    kn.matmul(dout, lp.wDown, N, C, Hm), // (N, Hm)
-  ]);
-  addInto(g.wDown, dWd);
-  const dgate = new Float32Array(N * Hm);
-  const dup = new Float32Array(N * Hm);
-  swigluBackward(dact, tp.gate, tp.up, dgate, dup, N * Hm);
-  const [dWg, dWu, dh2a, dh2b] = await Promise.all([
-    kn.matmul(dgate, tp.h2, Hm, N, C, { transA: true }),
-    kn.matmul(dup, tp.h2, Hm, N, C, { transA: true }),
-    kn.matmul(dgate, lp.wGate, N, Hm, C),
-    kn.matmul(dup, lp.wUp, N, Hm, C),
-  ]);
-  addInto(g.wGate, dWg);
-  addInto(g.wUp, dWu);
-  addInto(dh2a, dh2b);
+  const mg = await kn.mlpBackward(dout, tp.h2, tp, lp.wGate, lp.wUp, lp.wDown, N, C, Hm);
+  addInto(g.wGate, mg.dWGate);
+  addInto(g.wUp, mg.dWUp);
+  addInto(g.wDown, mg.dWDown);
   const dx2 = dout.slice(); // residual path
-  rmsnormBackward(dh2a, tp.x2, lp.postNorm, tp.rstd2, N, C, dx2, g.postNorm);
+  rmsnormBackward(mg.dh, tp.x2, lp.postNorm, tp.rstd2, N, C, dx2, g.postNorm);
 
   // --- attention: x2 = x + o_proj(attn) ---
   const [dWo, dattn] = await Promise.all([
@@ -351,19 +327,7 @@ async function blockBackward(
       }
     }
   }
-  const BK = B * KV;
-  const GT = G * T;
-  const scale = 1 / Math.sqrt(hd);
-  const [dP, dV] = await Promise.all([
-    kn.batchedMatmul(dO, tp.v, BK, GT, hd, T, { transB: true }), // (BK, GT, T)
-    kn.batchedMatmul(tp.p, dO, BK, T, GT, hd, { transA: true }), // (BK, T, hd)
-  ]);
-  softmaxBackwardInPlace(dP, tp.p, BK * GT, T); // dP → dS
-  const [dQ, dK] = await Promise.all([
-    kn.batchedMatmul(dP, tp.k, BK, GT, T, hd, { alpha: scale }), // (BK, GT, hd)
-    kn.batchedMatmul(dP, tp.q, BK, T, GT, hd, { transA: true, alpha: scale }), // (BK, T, hd)
-  ]);
-
+  const { dq: dQ, dk: dK, dv: dV } = await kn.attentionBackward(dO, tp.q, tp.k, tp.v, tp.p, B * KV, G, T, hd, 1 / Math.sqrt(hd));
   // Un-rotate and ungroup to (N, H·hd) and (N, KV·hd).
   const dq = new Float32Array(N * H * hd);
   const dk = new Float32Array(N * KV * hd);

@@ -1,7 +1,8 @@
 // KV-cache sampling agrees with the full forward; seeds reproduce; n samples share a prompt.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ReferenceKernels } from "../../src/engine/kernels.js";
+import { type Kernels, ReferenceKernels } from "../../src/engine/kernels.js";
+import { createKernels } from "../../src/engine/ort.js";
 import { mulberry32, randn } from "../../src/engine/tensor.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { generate } from "../../src/model/generate.js";
@@ -9,41 +10,48 @@ import { createModel, forward } from "../../src/model/llama.js";
 import { initParams, toNamed } from "../../src/model/params.js";
 import { assertClose } from "../helpers.js";
 
-function randomModel(extra: Record<string, unknown> = {}) {
+function randomModel(extra: Record<string, unknown> = {}, kernels: Kernels = new ReferenceKernels()) {
   const cfg = llamaConfig({ vocabSize: 23, dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 40, ...extra });
   const params = initParams(cfg, 5);
   const rng = mulberry32(9);
   for (const t of toNamed(cfg, params)) if (t.shape.length === 2) t.data.set(randn(rng, t.data.length, 0.4));
-  return createModel(cfg, params, new ReferenceKernels());
+  return createModel(cfg, params, kernels);
 }
 
-test("KV-cache decoding equals the full forward: greedy tokens are the argmax and log-probs match", async () => {
-  for (const extra of [{}, { qkvBias: true, tieEmbeddings: true }]) {
-    const model = randomModel(extra);
-    const prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]];
-    const out = await generate(model, undefined, prompts, { temperature: 0, maxNewTokens: 12 });
-    for (let p = 0; p < prompts.length; p++) {
-      const s = out[p][0];
-      assert.equal(s.ids.length, 12);
-      assert.equal(s.finishReason, "length");
-      const seq = [...prompts[p], ...s.ids];
-      const T = seq.length;
-      const targets = Int32Array.from(seq.slice(1).concat([-1]));
-      const f = await forward(model, { tokens: Int32Array.from(seq), targets, B: 1, T }, { returnLogits: true });
-      let lp = 0;
-      for (let t = prompts[p].length - 1; t < T - 1; t++) {
-        const row = f.logits!.subarray(t * 23, (t + 1) * 23);
-        assert.equal(row.indexOf(Math.max(...row)), seq[t + 1], `prompt ${p} step ${t}: greedy token is not the argmax`);
-        lp += f.logp[t];
+for (const kind of ["reference", "ort"] as const) {
+  test(`KV-cache decoding equals the full forward: greedy tokens are the argmax and log-probs match (${kind} kernels)`, async () => {
+    const kernels = kind === "ort" ? await createKernels("ort") : new ReferenceKernels();
+    for (const extra of [{}, { qkvBias: true, tieEmbeddings: true }]) {
+      const model = randomModel(extra, kernels);
+      const prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9], [10]];
+      const out = await generate(model, undefined, prompts, { temperature: 0, maxNewTokens: 12 });
+      for (let p = 0; p < prompts.length; p++) {
+        const s = out[p][0];
+        assert.equal(s.ids.length, 12);
+        assert.equal(s.finishReason, "length");
+        const seq = [...prompts[p], ...s.ids];
+        const T = seq.length;
+        const targets = Int32Array.from(seq.slice(1).concat([-1]));
+        const f = await forward(model, { tokens: Int32Array.from(seq), targets, B: 1, T }, { returnLogits: true });
+        let lp = 0;
+        for (let t = prompts[p].length - 1; t < T - 1; t++) {
+          const row = f.logits!.subarray(t * 23, (t + 1) * 23);
+          assert.equal(row.indexOf(Math.max(...row)), seq[t + 1], `prompt ${p} step ${t}: greedy token is not the argmax`);
+          lp += f.logp[t];
+        }
+        assertClose(s.logprob, lp, `prompt ${p} logprob`, 1e-4, 1e-4);
       }
-      assertClose(s.logprob, lp, `prompt ${p} logprob`, 1e-4, 1e-4);
     }
-  }
-});
+    await kernels.dispose();
+  });
+}
 
 test("sampling is reproducible under a seed and independent of batch composition", async () => {
   const model = randomModel();
-  const prompts = [[1, 2], [3, 4, 5]];
+  const prompts = [
+    [1, 2],
+    [3, 4, 5],
+  ];
   const opts = { temperature: 1, topP: 0.9, n: 3, seed: 7, maxNewTokens: 10 };
   const a = await generate(model, undefined, prompts, opts);
   const b = await generate(model, undefined, prompts, opts);
@@ -57,7 +65,10 @@ test("sampling is reproducible under a seed and independent of batch composition
   // n samples of one prompt differ from each other
   const ids = a[0].map((s) => s.ids.join(","));
   assert.ok(new Set(ids).size > 1);
-  assert.deepEqual(a[1].map((s) => s.sampleIndex), [0, 1, 2]);
+  assert.deepEqual(
+    a[1].map((s) => s.sampleIndex),
+    [0, 1, 2],
+  );
 });
 
 test("stop tokens end a sample and are kept in ids", async () => {
