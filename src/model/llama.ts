@@ -210,7 +210,7 @@ async function blockForward(
         const dst = ((b * KV + kv) * T + t) * hd;
         const src = n * KV * hd + kv * hd;
         ropeRotate(kf, src, k, dst, t, half, rope.cos, rope.sin, 1);
-        v.set(vf.subarray(src, src + hd), dst);
+        for (let i = 0; i < hd; i++) v[dst + i] = vf[src + i];
       }
     }
   }
@@ -225,7 +225,8 @@ async function blockForward(
       const g = h - kv * G;
       for (let t = 0; t < T; t++) {
         const src = (((b * KV + kv) * G + g) * T + t) * hd;
-        attn.set(o.subarray(src, src + hd), (b * T + t) * H * hd + h * hd);
+        const dst = (b * T + t) * H * hd + h * hd;
+        for (let i = 0; i < hd; i++) attn[dst + i] = o[src + i];
       }
     }
   }
@@ -323,7 +324,7 @@ async function blockBackward(
       for (let t = 0; t < T; t++) {
         const dst = (((b * KV + kv) * G + gi) * T + t) * hd;
         const src = (b * T + t) * H * hd + h * hd;
-        dO.set(dattn.subarray(src, src + hd), dst);
+        for (let i = 0; i < hd; i++) dO[dst + i] = dattn[src + i];
       }
     }
   }
@@ -345,7 +346,7 @@ async function blockBackward(
         const src = ((b * KV + kv) * T + t) * hd;
         const dst = n * KV * hd + kv * hd;
         ropeRotate(dK, src, dk, dst, t, half, rope.cos, rope.sin, -1);
-        dv.set(dV.subarray(src, src + hd), dst);
+        for (let i = 0; i < hd; i++) dv[dst + i] = dV[src + i];
       }
     }
   }

@@ -64,7 +64,7 @@ test("sampling is reproducible under a seed and independent of batch composition
   assert.notDeepEqual(d, a);
   // n samples of one prompt differ from each other
   const ids = a[0].map((s) => s.ids.join(","));
-  assert.ok(new Set(ids).size > 1);
+  assert.ok(new Set(ids).size > 1, "new Set(ids).size > 1");
   assert.deepEqual(
     a[1].map((s) => s.sampleIndex),
     [0, 1, 2],
@@ -79,7 +79,7 @@ test("stop tokens end a sample and are kept in ids", async () => {
   const s = stopped[0][0];
   assert.equal(s.finishReason, "stop");
   assert.equal(s.ids[s.ids.length - 1], third);
-  assert.ok(s.ids.length <= 3);
+  assert.ok(s.ids.length <= 3, "s.ids.length <= 3");
 });
 
 test("generation respects maxSeqLen and rejects bad options", async () => {
@@ -92,4 +92,20 @@ test("generation respects maxSeqLen and rejects bad options", async () => {
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(generate(model, undefined, [[1]], { signal: ac.signal, maxNewTokens: 5 }), /abort/i);
+});
+
+test("stop strings cut the text before the first occurrence; text prompts use the tokenizer", async () => {
+  const { CharTokenizer } = await import("../../src/tokenizer/char.js");
+  const tok = new CharTokenizer("abcdefghijklmnopqrs");
+  const model = randomModel({ vocabSize: tok.vocabSize });
+  const [[free]] = await generate(model, tok, ["abc"], { temperature: 0, maxNewTokens: 12, stopTokens: [] });
+  assert.equal(free.text, tok.decode(free.ids));
+  // stop at a two-character string that the free-running continuation contains
+  const stop = free.text.slice(3, 5);
+  const at = free.text.indexOf(stop);
+  const [[cut]] = await generate(model, tok, ["abc"], { temperature: 0, maxNewTokens: 12, stopTokens: [], stopStrings: [stop, "zz"] });
+  assert.equal(cut.finishReason, "stop");
+  assert.equal(cut.text, free.text.slice(0, at));
+  assert.deepEqual(cut.ids, free.ids.slice(0, at + stop.length), "ids run up to the token that completed the stop string");
+  await assert.rejects(generate(model, undefined, [[1]], { stopStrings: ["x"] }), /stopStrings need a tokenizer/);
 });

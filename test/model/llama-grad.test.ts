@@ -52,7 +52,7 @@ for (const [name, extra] of layouts) {
         checked++;
       }
     }
-    assert.ok(checked > 200);
+    assert.ok(checked > 200, "checked > 200");
   });
 }
 

@@ -1,7 +1,7 @@
 // A tiny model trained a few hundred steps on a repeating pattern learns it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ReferenceKernels } from "../../src/engine/kernels.js";
+import { createKernels } from "../../src/engine/ort.js";
 import { mulberry32 } from "../../src/engine/tensor.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { generate } from "../../src/model/generate.js";
@@ -13,7 +13,8 @@ import { lmStep } from "../../src/train/lm.js";
 test("a tiny model learns a repeating pattern (loss < 0.05 nats/token, greedy continuation exact)", async () => {
   const pattern = [1, 2, 3, 4, 2, 5, 3, 1, 6]; // phase is ambiguous from one token: needs attention
   const cfg = llamaConfig({ vocabSize: 8, dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 64, maxSeqLen: 32 });
-  const model = createModel(cfg, initParams(cfg, 0), new ReferenceKernels());
+  const kernels = await createKernels("ort");
+  const model = createModel(cfg, initParams(cfg, 0), kernels);
   const opt = adamwInit();
   const rng = mulberry32(1);
   const B = 8;
@@ -31,4 +32,5 @@ test("a tiny model learns a repeating pattern (loss < 0.05 nats/token, greedy co
   assert.ok(loss < 0.05, `final loss ${loss}`);
   const out = await generate(model, undefined, [[3, 1, 6]], { temperature: 0, maxNewTokens: 10 });
   assert.deepEqual(out[0][0].ids, [1, 2, 3, 4, 2, 5, 3, 1, 6, 1]);
+  await kernels.dispose();
 });

@@ -88,7 +88,7 @@ describe("safetensors round trip", () => {
     assert.deepEqual([...r.tensors.keys()], ["a.weight", "b", "empty", "scalar", "0"]);
     for (const t of tensors) {
       const got = r.tensors.get(t.name);
-      assert.ok(got);
+      assert.ok(got, "got");
       assert.deepEqual(got.shape, t.shape);
       assert.equal(got.dtype, "F32");
       assert.deepEqual(bits(got.data), bits(t.data));
@@ -103,7 +103,7 @@ describe("safetensors round trip", () => {
     const r = await readSafetensors(path);
     for (const t of tensors) {
       const got = r.tensors.get(t.name);
-      assert.ok(got);
+      assert.ok(got, "got");
       assert.deepEqual(bits(got.data), bits(t.data));
       assert.equal(got.data.byteOffset, 0);
       assert.equal(got.data.buffer.byteLength, got.data.byteLength);
@@ -152,9 +152,9 @@ describe("safetensors round trip", () => {
     assert.equal(b?.dtype, "BF16");
     assert.deepEqual([...(h?.data ?? [])].slice(0, 8), [1, 1, 1 + 2 ** -9, 65504, Number.POSITIVE_INFINITY, 0, 2 ** -23, -0]);
     assert.ok(Object.is(h?.data[7], -0));
-    assert.ok(Number.isNaN(h?.data[8]));
+    assert.ok(Number.isNaN(h?.data[8]), "Number.isNaN(h?.data[8])");
     assert.equal(h?.data[9], 0.0999755859375);
-    assert.ok(Number.isNaN(b?.data[8]));
+    assert.ok(Number.isNaN(b?.data[8]), "Number.isNaN(b?.data[8])");
     assert.equal(b?.data[0], 1);
     assert.equal(b?.data[9], 0.10009765625);
     assert.deepEqual([...(r.tensors.get("f")?.data ?? [])], [1, 2, 3]);
@@ -182,7 +182,7 @@ describe("F16 / BF16 conversion", () => {
     for (const [i, [h, v]] of cases.entries()) assert.equal(out[i], v, `0x${h.toString(16)}`);
     const special = f16ToF32Array(new Uint16Array([0x8000, 0x7e00, 0xfe01, 0x7c01]));
     assert.ok(Object.is(special[0], -0));
-    assert.ok(Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3]));
+    assert.ok(Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3]), "Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3])");
   });
 
   test("F16 decoding through a file, at an odd (unaligned) data offset", () => {
@@ -214,7 +214,7 @@ describe("F16 / BF16 conversion", () => {
     for (const [i, [h, v]] of cases.entries()) assert.equal(out[i], v, `0x${h.toString(16)}`);
     const special = bf16ToF32Array(new Uint16Array([0x8000, 0x7fc0]));
     assert.ok(Object.is(special[0], -0));
-    assert.ok(Number.isNaN(special[1]));
+    assert.ok(Number.isNaN(special[1]), "Number.isNaN(special[1])");
     const bytes = raw({ y: { dtype: "BF16", shape: [3], data_offsets: [0, 6] } }, u16Bytes([0x3f80, 0xc040, 0x0001]));
     assert.deepEqual([...(parseSafetensors(bytes, F).tensors.get("y")?.data ?? [])], [1, -3, 2 ** -133]);
   });
@@ -248,7 +248,7 @@ describe("F16 / BF16 conversion", () => {
       new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, Number.NaN, Number.NEGATIVE_INFINITY]),
     );
     assert.deepEqual([...bf.slice(0, 3)], [0x3f80, 0x3f82, 0x3f81]);
-    assert.ok((bf[3] & 0x7f80) === 0x7f80 && (bf[3] & 0x7f) !== 0);
+    assert.ok((bf[3] & 0x7f80) === 0x7f80 && (bf[3] & 0x7f) !== 0, "(bf[3] & 0x7f80) === 0x7f80 && (bf[3] & 0x7f) !== 0");
     assert.equal(bf[4], 0xff80);
   });
 });

@@ -41,7 +41,7 @@ test("top-p keeps the smallest prefix reaching p", () => {
 test("temperature sharpens and flattens", () => {
   const cold = dist(0, 1, 0.5);
   const hot = dist(0, 1, 2);
-  assert.ok(cold[1] > 0.4 && hot[1] < 0.4);
+  assert.ok(cold[1] > 0.4 && hot[1] < 0.4, "cold[1] > 0.4 && hot[1] < 0.4");
   const z = probs.reduce((a, p) => a + p * p, 0);
   assertClose(cold[1], (0.4 * 0.4) / z, "T=0.5 squares the probabilities", 1e-5, 1e-6);
 });
