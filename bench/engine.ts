@@ -127,10 +127,9 @@ interface TorchResult {
 function benchTorch(bc: BenchConfig): TorchResult | string {
   const script = path.join(import.meta.dirname, "torch_llama.py");
   if (!existsSync(args.python)) return `no ${args.python}`;
+  // torch_llama.py sets OMP_WAIT_POLICY=PASSIVE itself: libgomp's spinning threads otherwise fight
+  // OpenBLAS's for the two cores and slow torch 2–15× (see bench/README.md).
   const env = { ...process.env };
-  // Some of these machines set OPENBLAS_CORETYPE for old OpenBLAS builds; it slows Debian's torch.
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
   const r = spawnSync(
     args.python,
     [

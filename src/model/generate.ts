@@ -10,7 +10,7 @@
  * Reproducibility: every sample draws from its own PRNG seeded by (seed, prompt index, sample index),
  * so a sample does not depend on which other prompts share its batch.
  */
-import { addBias, rmsnormForward, ropeRotate, swigluForward } from "../engine/ops.js";
+import { addBias, rmsnormForward, ropeRotate } from "../engine/ops.js";
 import { mulberry32 } from "../engine/tensor.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { type LlamaModel, forward } from "./llama.js";
@@ -334,12 +334,7 @@ export async function decodeStep(
     const y = await kn.matmul(att, lp.wo, A, H * hd, C, { transB: true });
     for (let i = 0; i < A * C; i++) x[i] += y[i];
     rmsnormForward(x, lp.postNorm, A, C, c.normEps, h, rstd);
-    const [gate, up] = await Promise.all([
-      kn.matmul(h, lp.wGate, A, C, Hm, { transB: true }),
-      kn.matmul(h, lp.wUp, A, C, Hm, { transB: true }),
-    ]);
-    swigluForward(gate, up, gate, A * Hm);
-    const m = await kn.matmul(gate, lp.wDown, A, Hm, C, { transB: true });
+    const { out: m } = await kn.mlpForward(h, lp.wGate, lp.wUp, lp.wDown, A, C, Hm);
     for (let i = 0; i < A * C; i++) x[i] += m[i];
   }
   rmsnormForward(x, p.norm, A, C, c.normEps, h, rstd);
