@@ -235,3 +235,89 @@ export function biasBackward(dy: Float32Array, rows: number, n: number, db: Floa
     for (let i = 0; i < n; i++) db[i] += dy[o + i];
   }
 }
+
+/**
+ * Rows → grouped heads: src (B·T, nh·hd) row-major per token; dst (B·nh/G, G·T, hd), where the G
+ * heads sharing one kv head are stacked (row g·T + t holds head kv·G + g at position t). With `rope`
+ * each head vector is rotated by its position (sign +1), as it is copied.
+ * Kept out of the async model code: locals in an async function live in its heap context, and
+ * these loops run ~5× faster in a plain function.
+ */
+export function toGrouped(
+  src: Float32Array,
+  dst: Float32Array,
+  B: number,
+  T: number,
+  nh: number,
+  G: number,
+  hd: number,
+  rope?: { cos: Float32Array; sin: Float32Array },
+  sign = 1,
+): void {
+  const KV = nh / G;
+  const half = hd / 2;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const so = (b * T + t) * nh * hd;
+      for (let h = 0; h < nh; h++) {
+        const kv = (h / G) | 0;
+        const d = (((b * KV + kv) * G + (h - kv * G)) * T + t) * hd;
+        const s = so + h * hd;
+        if (rope) ropeRotate(src, s, dst, d, t, half, rope.cos, rope.sin, sign);
+        else for (let i = 0; i < hd; i++) dst[d + i] = src[s + i];
+      }
+    }
+  }
+}
+
+/** Inverse of toGrouped: grouped (B·nh/G, G·T, hd) → rows (B·T, nh·hd), rotating by `sign` when `rope` is given. */
+export function fromGrouped(
+  src: Float32Array,
+  dst: Float32Array,
+  B: number,
+  T: number,
+  nh: number,
+  G: number,
+  hd: number,
+  rope?: { cos: Float32Array; sin: Float32Array },
+  sign = -1,
+): void {
+  const KV = nh / G;
+  const half = hd / 2;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const dOff = (b * T + t) * nh * hd;
+      for (let h = 0; h < nh; h++) {
+        const kv = (h / G) | 0;
+        const s = (((b * KV + kv) * G + (h - kv * G)) * T + t) * hd;
+        const d = dOff + h * hd;
+        if (rope) ropeRotate(src, s, dst, d, t, half, rope.cos, rope.sin, sign);
+        else for (let i = 0; i < hd; i++) dst[d + i] = src[s + i];
+      }
+    }
+  }
+}
+
+/** out = a + b (out may alias a or b). */
+export function addTo(out: Float32Array, a: Float32Array, b: Float32Array): void {
+  const n = out.length;
+  for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/** x (N, C) = embed[tokens]. */
+export function embeddingForward(embed: Float32Array, tokens: Int32Array, N: number, C: number, x: Float32Array): void {
+  for (let n = 0; n < N; n++) {
+    const s = tokens[n] * C;
+    const d = n * C;
+    for (let j = 0; j < C; j++) x[d + j] = embed[s + j];
+  }
+}
+
+/** gEmbed[tokens[n]] += dx[n] (scatter-add). */
+export function embeddingBackward(dx: Float32Array, tokens: Int32Array, N: number, C: number, gEmbed: Float32Array): void {
+  for (let n = 0; n < N; n++) {
+    const d = tokens[n] * C;
+    const s = n * C;
+    for (let j = 0; j < C; j++) gEmbed[d + j] += dx[s + j];
+  }
+}

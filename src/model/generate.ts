@@ -10,7 +10,7 @@
  * Reproducibility: every sample draws from its own PRNG seeded by (seed, prompt index, sample index),
  * so a sample does not depend on which other prompts share its batch.
  */
-import { addBias, rmsnormForward, ropeRotate } from "../engine/ops.js";
+import { addBias, addTo, rmsnormForward, ropeRotate } from "../engine/ops.js";
 import { mulberry32 } from "../engine/tensor.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { type LlamaModel, forward } from "./llama.js";
@@ -274,7 +274,6 @@ export async function decodeStep(
   const KV = c.nKvHeads;
   const G = H / KV;
   const hd = c.headDim;
-  const half = hd / 2;
   const Hm = c.hiddenDim;
   const scale = 1 / Math.sqrt(hd);
 
@@ -282,7 +281,6 @@ export async function decodeStep(
   for (let a = 0; a < A; a++) x.set(p.embed.subarray(tokens[a] * C, tokens[a] * C + C), a * C);
   const h = new Float32Array(A * C);
   const rstd = new Float32Array(A);
-  const kr = new Float32Array(hd);
   // Attention runs over the contiguous range of cache slots that holds every active slot (a view,
   // no copy); slots in the range that are finished or idle are masked to their first position.
   let lo = slots[0];
@@ -315,28 +313,59 @@ export async function decodeStep(
     if (lp.bq) addBias(q, lp.bq, A, H * hd);
     if (lp.bk) addBias(k, lp.bk, A, KV * hd);
     if (lp.bv) addBias(v, lp.bv, A, KV * hd);
-    for (let a = 0; a < A; a++) {
-      const s = slots[a];
-      const t = pos[a];
-      for (let kh = 0; kh < KV; kh++) {
-        const base = ((s * KV + kh) * maxLen + t) * hd;
-        ropeRotate(k, (a * KV + kh) * hd, kr, 0, t, half, rope.cos, rope.sin, 1);
-        kc.set(kr, base);
-        vc.set(v.subarray((a * KV + kh) * hd, (a * KV + kh + 1) * hd), base);
-      }
-      for (let qh = 0; qh < H; qh++) ropeRotate(q, (a * H + qh) * hd, qAll, ((s - lo) * H + qh) * hd, t, half, rope.cos, rope.sin, 1);
-    }
+    appendKv(q, k, v, qAll, kc, vc, slots, pos, lo, H, KV, hd, maxLen, rope);
     const o = await kn.cachedAttention(qAll, kc.subarray(lo * span, (hi + 1) * span), vc.subarray(lo * span, (hi + 1) * span), mask, R * KV, G, maxLen, hd, scale);
-    for (let a = 0; a < A; a++) {
-      const src = (slots[a] - lo) * H * hd;
-      att.set(o.subarray(src, src + H * hd), a * H * hd);
-    }
+    gatherRows(o, att, slots, lo, H * hd);
     const y = await kn.matmul(att, lp.wo, A, H * hd, C, { transB: true });
-    for (let i = 0; i < A * C; i++) x[i] += y[i];
+    addTo(x, x, y);
     rmsnormForward(x, lp.postNorm, A, C, c.normEps, h, rstd);
     const { out: m } = await kn.mlpForward(h, lp.wGate, lp.wUp, lp.wDown, A, C, Hm);
-    for (let i = 0; i < A * C; i++) x[i] += m[i];
+    addTo(x, x, m);
   }
   rmsnormForward(x, p.norm, A, C, c.normEps, h, rstd);
   return kn.matmul(h, p.lmHead, A, C, c.vocabSize, { transB: true });
+}
+
+/**
+ * Rotate the new keys and queries by their positions, append keys/values to each slot's cache, and
+ * place the queries in the (R·KV, G, hd) layout of the slot range starting at `lo`.
+ * (A plain function, not inside the async step: see ops.ts toGrouped.)
+ */
+function appendKv(
+  q: Float32Array, // (A, H·hd)
+  k: Float32Array, // (A, KV·hd)
+  v: Float32Array, // (A, KV·hd)
+  qAll: Float32Array, // (R, H·hd)
+  kc: Float32Array, // (S, KV, maxLen, hd)
+  vc: Float32Array,
+  slots: number[],
+  pos: number[],
+  lo: number,
+  H: number,
+  KV: number,
+  hd: number,
+  maxLen: number,
+  rope: { cos: Float32Array; sin: Float32Array },
+): void {
+  const half = hd / 2;
+  for (let a = 0; a < slots.length; a++) {
+    const s = slots[a];
+    const t = pos[a];
+    for (let kh = 0; kh < KV; kh++) {
+      const base = ((s * KV + kh) * maxLen + t) * hd;
+      const src = (a * KV + kh) * hd;
+      ropeRotate(k, src, kc, base, t, half, rope.cos, rope.sin, 1);
+      for (let i = 0; i < hd; i++) vc[base + i] = v[src + i];
+    }
+    for (let qh = 0; qh < H; qh++) ropeRotate(q, (a * H + qh) * hd, qAll, ((s - lo) * H + qh) * hd, t, half, rope.cos, rope.sin, 1);
+  }
+}
+
+/** dst row a = src row (slots[a] − lo), rows of width w. */
+function gatherRows(src: Float32Array, dst: Float32Array, slots: number[], lo: number, w: number): void {
+  for (let a = 0; a < slots.length; a++) {
+    const so = (slots[a] - lo) * w;
+    const d = a * w;
+    for (let i = 0; i < w; i++) dst[d + i] = src[so + i];
+  }
 }

@@ -17,13 +17,17 @@ import type { Kernels } from "../engine/kernels.js";
 import {
   addBias,
   addInto,
+  addTo,
   biasBackward,
+  embeddingBackward,
+  embeddingForward,
+  fromGrouped,
   logSoftmaxGather,
   logSoftmaxGatherBackward,
   rmsnormBackward,
   rmsnormForward,
-  ropeRotate,
   ropeTables,
+  toGrouped,
 } from "../engine/ops.js";
 import type { LlamaConfig } from "./config.js";
 import type { LayerParams, LlamaParams } from "./params.js";
@@ -126,7 +130,7 @@ export async function forward(model: LlamaModel, input: ForwardInput, opts: Forw
 
   // x (N, C) = embed[tokens]
   let x: Float32Array = new Float32Array(N * C);
-  for (let i = 0; i < N; i++) x.set(p.embed.subarray(tokens[i] * C, tokens[i] * C + C), i * C);
+  embeddingForward(p.embed, tokens, N, C, x);
 
   const tapes: LayerTape[] = [];
   const kvs: { k: Float32Array; v: Float32Array }[] = [];
@@ -177,7 +181,6 @@ async function blockForward(
   const KV = c.nKvHeads;
   const G = H / KV;
   const hd = c.headDim;
-  const half = hd / 2;
   const Hm = c.hiddenDim;
 
   // --- attention ---
@@ -197,49 +200,25 @@ async function blockForward(
   const q = new Float32Array(N * H * hd);
   const k = new Float32Array(N * KV * hd);
   const v = new Float32Array(N * KV * hd);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      const n = b * T + t;
-      for (let h = 0; h < H; h++) {
-        const kv = (h / G) | 0;
-        const g = h - kv * G;
-        const dst = (((b * KV + kv) * G + g) * T + t) * hd;
-        ropeRotate(qf, n * H * hd + h * hd, q, dst, t, half, rope.cos, rope.sin, 1);
-      }
-      for (let kv = 0; kv < KV; kv++) {
-        const dst = ((b * KV + kv) * T + t) * hd;
-        const src = n * KV * hd + kv * hd;
-        ropeRotate(kf, src, k, dst, t, half, rope.cos, rope.sin, 1);
-        for (let i = 0; i < hd; i++) v[dst + i] = vf[src + i];
-      }
-    }
-  }
+  toGrouped(qf, q, B, T, H, G, hd, rope);
+  toGrouped(kf, k, B, T, KV, 1, hd, rope);
+  toGrouped(vf, v, B, T, KV, 1, hd);
 
   // p (B·KV, G·T, T) = causal softmax(q k^T / sqrt(hd)); o (B·KV, G·T, hd) = p v
   const { p: pr, o } = await kn.attention(q, k, v, B * KV, G, T, hd, 1 / Math.sqrt(hd));
   // back to (N, H·hd)
   const attn = new Float32Array(N * H * hd);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const kv = (h / G) | 0;
-      const g = h - kv * G;
-      for (let t = 0; t < T; t++) {
-        const src = (((b * KV + kv) * G + g) * T + t) * hd;
-        const dst = (b * T + t) * H * hd + h * hd;
-        for (let i = 0; i < hd; i++) attn[dst + i] = o[src + i];
-      }
-    }
-  }
+  fromGrouped(o, attn, B, T, H, G, hd);
   const y = await linear(kn, attn, lp.wo, N, H * hd, C); // (N, C)
-  const x2 = new Float32Array(N * C);
-  for (let i = 0; i < N * C; i++) x2[i] = x[i] + y[i];
+  const x2 = y; // (N, C) residual, in place
+  addTo(x2, x, y);
 
   // --- MLP ---
   const h2 = new Float32Array(N * C);
   const rstd2 = new Float32Array(N);
   rmsnormForward(x2, lp.postNorm, N, C, c.normEps, h2, rstd2);
   const { gate, up, act, out: m } = await kn.mlpForward(h2, lp.wGate, lp.wUp, lp.wDown, N, C, Hm); // m (N, C)
-  for (let i = 0; i < N * C; i++) m[i] += x2[i];
+  addTo(m, m, x2);
 
   const tape = keep ? { x, h1, rstd1, q, k, v, p: pr, attn, x2, h2, rstd2, gate, up, act } : undefined;
   return { out: m, tape, k, v };
@@ -274,12 +253,7 @@ export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Arra
   }
 
   // embedding: scatter-add rows
-  const ge = grads.embed;
-  for (let i = 0; i < N; i++) {
-    const o = tape.tokens[i] * C;
-    const s = i * C;
-    for (let j = 0; j < C; j++) ge[o + j] += dx[s + j];
-  }
+  embeddingBackward(dx, tape.tokens, N, C, grads.embed);
 }
 
 async function blockBackward(
@@ -298,7 +272,6 @@ async function blockBackward(
   const KV = c.nKvHeads;
   const G = H / KV;
   const hd = c.headDim;
-  const half = hd / 2;
   const Hm = c.hiddenDim;
 
   // --- MLP: out = x2 + down(silu(gate)·up) ---
@@ -306,7 +279,7 @@ async function blockBackward(
   addInto(g.wGate, mg.dWGate);
   addInto(g.wUp, mg.dWUp);
   addInto(g.wDown, mg.dWDown);
-  const dx2 = dout.slice(); // residual path
+  const dx2 = dout; // residual path: accumulate the norm's gradient into dout in place
   rmsnormBackward(mg.dh, tp.x2, lp.postNorm, tp.rstd2, N, C, dx2, g.postNorm);
 
   // --- attention: x2 = x + o_proj(attn) ---
@@ -317,39 +290,15 @@ async function blockBackward(
   addInto(g.wo, dWo);
   // dO in the grouped layout (B·KV, G·T, hd)
   const dO = new Float32Array(N * H * hd);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const kv = (h / G) | 0;
-      const gi = h - kv * G;
-      for (let t = 0; t < T; t++) {
-        const dst = (((b * KV + kv) * G + gi) * T + t) * hd;
-        const src = (b * T + t) * H * hd + h * hd;
-        for (let i = 0; i < hd; i++) dO[dst + i] = dattn[src + i];
-      }
-    }
-  }
+  toGrouped(dattn, dO, B, T, H, G, hd);
   const { dq: dQ, dk: dK, dv: dV } = await kn.attentionBackward(dO, tp.q, tp.k, tp.v, tp.p, B * KV, G, T, hd, 1 / Math.sqrt(hd));
   // Un-rotate and ungroup to (N, H·hd) and (N, KV·hd).
   const dq = new Float32Array(N * H * hd);
   const dk = new Float32Array(N * KV * hd);
   const dv = new Float32Array(N * KV * hd);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      const n = b * T + t;
-      for (let h = 0; h < H; h++) {
-        const kv = (h / G) | 0;
-        const gi = h - kv * G;
-        const src = (((b * KV + kv) * G + gi) * T + t) * hd;
-        ropeRotate(dQ, src, dq, n * H * hd + h * hd, t, half, rope.cos, rope.sin, -1);
-      }
-      for (let kv = 0; kv < KV; kv++) {
-        const src = ((b * KV + kv) * T + t) * hd;
-        const dst = n * KV * hd + kv * hd;
-        ropeRotate(dK, src, dk, dst, t, half, rope.cos, rope.sin, -1);
-        for (let i = 0; i < hd; i++) dv[dst + i] = dV[src + i];
-      }
-    }
-  }
+  fromGrouped(dQ, dq, B, T, H, G, hd, rope, -1);
+  fromGrouped(dK, dk, B, T, KV, 1, hd, rope, -1);
+  fromGrouped(dV, dv, B, T, KV, 1, hd);
   if (g.bq) biasBackward(dq, N, H * hd, g.bq);
   if (g.bk) biasBackward(dk, N, KV * hd, g.bk);
   if (g.bv) biasBackward(dv, N, KV * hd, g.bv);

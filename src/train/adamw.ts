@@ -35,46 +35,93 @@ export function adamwInit(): AdamWState {
 /** Global L2 norm of all gradients (tied tensors counted once). */
 export function gradNorm(c: LlamaConfig, grads: LlamaParams): number {
   let s = 0;
-  for (const t of toNamed(c, grads)) for (let i = 0; i < t.data.length; i++) s += t.data[i] * t.data[i];
+  for (const t of toNamed(c, grads)) s += sumSquares(t.data);
   return Math.sqrt(s);
+}
+
+function sumSquares(d: Float32Array): number {
+  let s = 0;
+  const n = d.length;
+  for (let i = 0; i < n; i++) s += d[i] * d[i];
+  return s;
+}
+
+/**
+ * The factor that brings the gradients' global norm down to maxNorm (1 when already below), and the
+ * norm before clipping. Pass the factor to `adamwStep` as `gradScale`: clipping then costs no extra pass.
+ */
+export function clipFactor(c: LlamaConfig, grads: LlamaParams, maxNorm: number): { norm: number; scale: number } {
+  const norm = gradNorm(c, grads);
+  return { norm, scale: norm > maxNorm && norm > 0 ? maxNorm / norm : 1 };
 }
 
 /** Scale gradients in place so their global norm is at most maxNorm; returns the norm before clipping. */
 export function clipGradNorm(c: LlamaConfig, grads: LlamaParams, maxNorm: number): number {
-  const norm = gradNorm(c, grads);
-  if (norm > maxNorm && norm > 0) {
-    const k = maxNorm / norm;
-    for (const t of toNamed(c, grads)) for (let i = 0; i < t.data.length; i++) t.data[i] *= k;
-  }
+  const { norm, scale } = clipFactor(c, grads, maxNorm);
+  if (scale !== 1) for (const t of toNamed(c, grads)) scaleInPlace(t.data, scale);
   return norm;
 }
 
-/** One AdamW update of `params` from `grads` (both HF-named through toNamed). */
-export function adamwStep(c: LlamaConfig, params: LlamaParams, grads: LlamaParams, state: AdamWState, cfg: AdamWConfig, lr = cfg.lr): void {
+function scaleInPlace(d: Float32Array, k: number): void {
+  const n = d.length;
+  for (let i = 0; i < n; i++) d[i] *= k;
+}
+
+/**
+ * One AdamW update of `params` from `grads` (both HF-named through toNamed). `gradScale` multiplies
+ * every gradient first (gradient clipping without a separate pass).
+ */
+export function adamwStep(
+  c: LlamaConfig,
+  params: LlamaParams,
+  grads: LlamaParams,
+  state: AdamWState,
+  cfg: AdamWConfig,
+  lr = cfg.lr,
+  gradScale = 1,
+): void {
   state.step++;
-  const { beta1: b1, beta2: b2, eps, weightDecay: wd } = cfg;
-  const bc1 = 1 - b1 ** state.step;
-  const bc2 = 1 - b2 ** state.step;
+  const bc1 = 1 - cfg.beta1 ** state.step;
+  const bc2 = 1 - cfg.beta2 ** state.step;
   const gs = new Map(toNamed(c, grads).map((t) => [t.name, t.data]));
   for (const t of toNamed(c, params)) {
-    const g = gs.get(t.name) as Float32Array;
-    const w = t.data;
     let m = state.m.get(t.name);
     let v = state.v.get(t.name);
     if (!m || !v) {
-      m = new Float32Array(w.length);
-      v = new Float32Array(w.length);
+      m = new Float32Array(t.data.length);
+      v = new Float32Array(t.data.length);
       state.m.set(t.name, m);
       state.v.set(t.name, v);
     }
-    const decay = t.shape.length >= 2 ? 1 - lr * wd : 1;
-    for (let i = 0; i < w.length; i++) {
-      const gi = g[i];
-      const mi = b1 * m[i] + (1 - b1) * gi;
-      const vi = b2 * v[i] + (1 - b2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] = w[i] * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
-    }
+    // Norm weights and biases are not decayed.
+    const decay = t.shape.length >= 2 ? 1 - lr * cfg.weightDecay : 1;
+    adamwUpdate(t.data, gs.get(t.name) as Float32Array, m, v, cfg.beta1, cfg.beta2, cfg.eps, lr / bc1, 1 / Math.sqrt(bc2), decay, gradScale);
+  }
+}
+
+/** w ← w·decay − step · m̂ / (sqrt(v̂) + eps), with m̂ = m/bc1 folded into `step` and sqrt(v̂) = sqrt(v)·invSqrtBc2. */
+function adamwUpdate(
+  w: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  b1: number,
+  b2: number,
+  eps: number,
+  step: number,
+  invSqrtBc2: number,
+  decay: number,
+  gradScale: number,
+): void {
+  const n = w.length;
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i] * gradScale;
+    const mi = b1 * m[i] + c1 * gi;
+    const vi = b2 * v[i] + c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = w[i] * decay - (step * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { backward, forward, type LlamaModel } from "../model/llama.js";
 import { zerosLike } from "../model/params.js";
-import { type AdamWConfig, type AdamWState, adamwStep, clipGradNorm } from "./adamw.js";
+import { type AdamWConfig, type AdamWState, adamwStep, clipFactor } from "./adamw.js";
 
 export interface LmBatch {
   /** (B, T) input ids, right-padded. */
@@ -32,11 +32,12 @@ export async function lmStep(
 ): Promise<LmStepResult> {
   const { B, T, targets } = batch;
   const r = await forward(model, batch, { train: true });
+  const logp = r.logp;
   let count = 0;
   let sum = 0;
   for (let i = 0; i < B * T; i++) {
     if (targets[i] >= 0) {
-      sum -= r.logp[i];
+      sum -= logp[i];
       count++;
     }
   }
@@ -46,11 +47,11 @@ export async function lmStep(
   for (let i = 0; i < B * T; i++) if (targets[i] >= 0) dlogp[i] = -1 / count;
   const grads = zerosLike(model.config);
   await backward(model, r.tape!, dlogp, grads);
-  const gradNorm = clipGradNorm(model.config, grads, opts.maxGradNorm ?? 1);
+  const { norm: gradNorm, scale } = clipFactor(model.config, grads, opts.maxGradNorm ?? 1);
   const loss = sum / count;
   if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
     throw new Error(`lmStep: non-finite loss (${loss}) or gradient norm (${gradNorm}); parameters left unchanged`);
   }
-  adamwStep(model.config, model.params, grads, opt, cfg, opts.lr ?? cfg.lr);
+  adamwStep(model.config, model.params, grads, opt, cfg, opts.lr ?? cfg.lr, scale);
   return { loss, gradNorm, tokens: count };
 }
