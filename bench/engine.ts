@@ -88,6 +88,10 @@ async function benchSrlm(bc: BenchConfig) {
   for (let i = 0; i < steps; i++) await trainStep();
   const stepMs = (performance.now() - t0) / steps;
   const share = kernels.busyMs / steps / stepMs;
+  const byOp = [...kernels.byOp.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([op, e]) => `${op} ${((100 * e.ms) / steps / stepMs).toFixed(0)}% (${fmt(e.flops / e.ms / 1e6)} GFLOP/s)`)
+    .join(", ");
   const gflops = kernels.flops / steps / (kernels.busyMs / steps) / 1e6;
 
   await forward(model, { tokens, targets, B, T });
@@ -109,6 +113,7 @@ async function benchSrlm(bc: BenchConfig) {
     trainTokS: (B * T) / (stepMs / 1000),
     stepMs,
     matmulShare: share,
+    byOp,
     matmulGflops: gflops,
     forwardTokS: (B * T) / (fwdMs / 1000),
     sampleTokS: nNew / (genMs / 1000),
@@ -140,18 +145,27 @@ function benchTorch(bc: BenchConfig): TorchResult | string {
     { encoding: "utf8", env, timeout: 600_000 },
   );
   if (r.status !== 0) return `torch bench failed: ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ")}`;
-  const line = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  const line = r.stdout
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .pop();
   if (!line) return "torch bench printed no JSON";
   return JSON.parse(line) as TorchResult;
 }
 
 for (const bc of configs) {
   if (args.only && args.only !== bc.name) continue;
-  console.log(`\n== ${bc.name}: dim ${bc.dim}, ${bc.layers} layers, ${bc.heads} heads / ${bc.kvHeads} kv, MLP ${bc.hidden}, vocab ${bc.vocab}, batch ${bc.batch} × ${bc.seq}`);
+  console.log(
+    `\n== ${bc.name}: dim ${bc.dim}, ${bc.layers} layers, ${bc.heads} heads / ${bc.kvHeads} kv, MLP ${bc.hidden}, vocab ${bc.vocab}, batch ${bc.batch} × ${bc.seq}`,
+  );
   const s = await benchSrlm(bc);
   console.log(`srlm   (${(s.params / 1e6).toFixed(2)}M params, onnxruntime kernels, 2 threads)`);
   console.log(`  train step (fwd+bwd+AdamW): ${fmt(s.trainTokS)} tok/s  (${fmt(s.stepMs)} ms/step)`);
-  console.log(`  matmul share of the step:   ${(s.matmulShare * 100).toFixed(0)}%  (kernels ran at ${fmt(s.matmulGflops)} GFLOP/s while busy)`);
+  console.log(
+    `  matmul share of the step:   ${(s.matmulShare * 100).toFixed(0)}%  (kernels ran at ${fmt(s.matmulGflops)} GFLOP/s while busy)`,
+  );
+  console.log(`    by kernel: ${s.byOp}`);
   console.log(`  forward:                    ${fmt(s.forwardTokS)} tok/s`);
   console.log(`  sampling (KV cache):        ${fmt(s.sampleTokS)} new tok/s`);
   if (args["no-torch"]) continue;
@@ -161,7 +175,9 @@ for (const bc of configs) {
     continue;
   }
   console.log(`PyTorch (eager, 2 threads; its 1024³ matmul: ${fmt(t.matmul_gflops)} GFLOP/s)`);
-  console.log(`  train step: ${fmt(t.train_tok_s)} tok/s, matmul share ${((t.matmul_share_profiler ?? t.matmul_share_estimate) * 100).toFixed(0)}%`);
+  console.log(
+    `  train step: ${fmt(t.train_tok_s)} tok/s, matmul share ${((t.matmul_share_profiler ?? t.matmul_share_estimate) * 100).toFixed(0)}%`,
+  );
   console.log(`  forward:    ${fmt(t.forward_tok_s)} tok/s`);
   console.log(`  sampling:   ${fmt(t.sample_new_tok_s)} new tok/s`);
   console.log(

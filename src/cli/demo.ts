@@ -43,7 +43,12 @@ const reverse = (s: string) => Array.from(s).reverse().join("");
 const heldOut = (w: string) => (w.charCodeAt(0) * 7 + w.length * 13 + w.charCodeAt(w.length - 1)) % 10 === 0;
 
 async function exactMatch(model: LlamaModel, words: string[]): Promise<number> {
-  const out = await generate(model, tok, words.map((w) => `${w}=`), { temperature: 0, maxNewTokens: 8 });
+  const out = await generate(
+    model,
+    tok,
+    words.map((w) => `${w}=`),
+    { temperature: 0, maxNewTokens: 8 },
+  );
   return out.filter((s, i) => s[0].text === reverse(words[i])).length / words.length;
 }
 
@@ -100,7 +105,12 @@ bar.finish(`loss ${avg.toFixed(3)}`);
 
 console.log(`after training:  held-out exact match ${(100 * (await exactMatch(model, evalWords))).toFixed(1)}%\n`);
 const show = evalWords.slice(0, 5);
-const samples = await generate(model, tok, show.map((w) => `${w}=`), { temperature: 0.8, topP: 0.95, n: 3, seed, maxNewTokens: 8 });
+const samples = await generate(
+  model,
+  tok,
+  show.map((w) => `${w}=`),
+  { temperature: 0.8, topP: 0.95, n: 3, seed, maxNewTokens: 8 },
+);
 for (let i = 0; i < show.length; i++) {
   const texts = samples[i].map((s) => `${s.text}${s.text === reverse(show[i]) ? " ✓" : " ✗"} (logp ${s.logprob.toFixed(2)})`);
   console.log(`  ${show[i]}= → ${texts.join(", ")}`);
@@ -113,7 +123,9 @@ await writeFile(path.join(dir, "char_tokenizer.json"), `${JSON.stringify(tok.toJ
 const loaded = await loadHfModel(dir);
 const again = createModel(loaded.config, loaded.params, kernels);
 const same = (await exactMatch(again, evalWords)) === (await exactMatch(model, evalWords));
-console.log(`\nsaved ${path.relative(process.cwd(), dir)}/ (config.json, model.safetensors, char_tokenizer.json); reloaded: ${same ? "same answers" : "DIFFERENT answers"}`);
+console.log(
+  `\nsaved ${path.relative(process.cwd(), dir)}/ (config.json, model.safetensors, char_tokenizer.json); reloaded: ${same ? "same answers" : "DIFFERENT answers"}`,
+);
 console.log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 await kernels.dispose();
 if (!same) process.exitCode = 1;

@@ -64,7 +64,15 @@ export interface Kernels {
     opts?: MatmulOptions,
   ): Promise<Float32Array>;
   /** SwiGLU MLP forward. h (N, C); wGate, wUp (Hm, C); wDown (C, Hm) in HF (out, in) layout. */
-  mlpForward(h: Float32Array, wGate: Float32Array, wUp: Float32Array, wDown: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs>;
+  mlpForward(
+    h: Float32Array,
+    wGate: Float32Array,
+    wUp: Float32Array,
+    wDown: Float32Array,
+    N: number,
+    C: number,
+    Hm: number,
+  ): Promise<MlpOutputs>;
   /** SwiGLU MLP backward from dout (N, C), given the forward's saved gate/up/act. */
   mlpBackward(
     dout: Float32Array,
@@ -82,7 +90,16 @@ export interface Kernels {
    * g·T + t is head g at position t: p = softmax(scale · q k^T) restricted to columns ≤ t, o = p v.
    * q (BK, G·T, hd); k, v (BK, T, hd).
    */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs>;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    BK: number,
+    G: number,
+    T: number,
+    hd: number,
+    scale: number,
+  ): Promise<AttentionOutputs>;
   /** Backward of `attention` from dO (BK, G·T, hd). */
   attentionBackward(
     dO: Float32Array,
@@ -101,7 +118,17 @@ export interface Kernels {
    * query heads, o = softmax(scale · q k^T + mask) v over the cache's L positions.
    * q (BK, G, hd); k, v (BK, L, hd); mask (BK, L) additive: 0 for filled positions, −∞ beyond.
    */
-  cachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Promise<Float32Array>;
+  cachedAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array,
+    BK: number,
+    G: number,
+    L: number,
+    hd: number,
+    scale: number,
+  ): Promise<Float32Array>;
   /** Release native resources. The kernels must not be used afterwards. */
   dispose(): Promise<void>;
 }
@@ -109,7 +136,16 @@ export interface Kernels {
 type Matmuls = Pick<Kernels, "matmul" | "batchedMatmul">;
 
 /** The fused cores written as products plus TypeScript element-wise ops: the reference semantics. */
-export async function composedMlpForward(kn: Matmuls, h: Float32Array, wGate: Float32Array, wUp: Float32Array, wDown: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs> {
+export async function composedMlpForward(
+  kn: Matmuls,
+  h: Float32Array,
+  wGate: Float32Array,
+  wUp: Float32Array,
+  wDown: Float32Array,
+  N: number,
+  C: number,
+  Hm: number,
+): Promise<MlpOutputs> {
   const gate = await kn.matmul(h, wGate, N, C, Hm, { transB: true });
   const up = await kn.matmul(h, wUp, N, C, Hm, { transB: true });
   const act = new Float32Array(N * Hm);
@@ -143,14 +179,34 @@ export async function composedMlpBackward(
   return { dWGate, dWUp, dWDown, dh };
 }
 
-export async function composedAttention(kn: Matmuls, q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs> {
+export async function composedAttention(
+  kn: Matmuls,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  BK: number,
+  G: number,
+  T: number,
+  hd: number,
+  scale: number,
+): Promise<AttentionOutputs> {
   const p = await kn.batchedMatmul(q, k, BK, G * T, hd, T, { transB: true, alpha: scale });
   causalSoftmax(p, BK, G * T, T);
   const o = await kn.batchedMatmul(p, v, BK, G * T, T, hd);
   return { p, o };
 }
 
-export function referenceCachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Float32Array {
+export function referenceCachedAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  mask: Float32Array,
+  BK: number,
+  G: number,
+  L: number,
+  hd: number,
+  scale: number,
+): Float32Array {
   const o = new Float32Array(BK * G * hd);
   const sc = new Float64Array(L);
   for (let b = 0; b < BK; b++) {
@@ -247,7 +303,15 @@ export class ReferenceKernels implements Kernels {
     return c;
   }
 
-  mlpForward(h: Float32Array, wGate: Float32Array, wUp: Float32Array, wDown: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs> {
+  mlpForward(
+    h: Float32Array,
+    wGate: Float32Array,
+    wUp: Float32Array,
+    wDown: Float32Array,
+    N: number,
+    C: number,
+    Hm: number,
+  ): Promise<MlpOutputs> {
     return composedMlpForward(this, h, wGate, wUp, wDown, N, C, Hm);
   }
 
@@ -265,7 +329,16 @@ export class ReferenceKernels implements Kernels {
     return composedMlpBackward(this, dout, h, fwd, wGate, wUp, wDown, N, C, Hm);
   }
 
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs> {
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    BK: number,
+    G: number,
+    T: number,
+    hd: number,
+    scale: number,
+  ): Promise<AttentionOutputs> {
     return composedAttention(this, q, k, v, BK, G, T, hd, scale);
   }
 
@@ -284,7 +357,17 @@ export class ReferenceKernels implements Kernels {
     return composedAttentionBackward(this, dO, q, k, v, p, BK, G, T, hd, scale);
   }
 
-  async cachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Promise<Float32Array> {
+  async cachedAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array,
+    BK: number,
+    G: number,
+    L: number,
+    hd: number,
+    scale: number,
+  ): Promise<Float32Array> {
     return referenceCachedAttention(q, k, v, mask, BK, G, L, hd, scale);
   }
 

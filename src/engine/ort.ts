@@ -29,8 +29,8 @@ import os from "node:os";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { AttentionGrads, AttentionOutputs, Kernels, MatmulOptions, MlpGrads, MlpOutputs, MlpSaved } from "./kernels.js";
 import { ReferenceKernels } from "./kernels.js";
-import { attentionBackwardGraph, attentionForwardGraph, cachedAttentionGraph, mlpBackwardGraph, mlpForwardGraph } from "./ort-graphs.js";
 import { encodeModel } from "./onnx-proto.js";
+import { attentionBackwardGraph, attentionForwardGraph, cachedAttentionGraph, mlpBackwardGraph, mlpForwardGraph } from "./ort-graphs.js";
 
 export type OrtModule = typeof import("onnxruntime-node");
 
@@ -170,7 +170,15 @@ export class OrtKernels implements Kernels {
     return this.track(this.run(a, b, batch, m, k, n, opts, true));
   }
 
-  async mlpForward(h: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs> {
+  async mlpForward(
+    h: Float32Array,
+    wg: Float32Array,
+    wu: Float32Array,
+    wd: Float32Array,
+    N: number,
+    C: number,
+    Hm: number,
+  ): Promise<MlpOutputs> {
     expectSize("mlpForward", { h: [h, N * C], wGate: [wg, Hm * C], wUp: [wu, Hm * C], wDown: [wd, C * Hm] });
     const r = await this.runGraph("mlp_fwd", mlpForwardGraph, {
       h: this.t(h, [N, C]),
@@ -192,7 +200,13 @@ export class OrtKernels implements Kernels {
     C: number,
     Hm: number,
   ): Promise<MlpGrads> {
-    expectSize("mlpBackward", { dout: [dout, N * C], h: [h, N * C], gate: [fwd.gate, N * Hm], up: [fwd.up, N * Hm], act: [fwd.act, N * Hm] });
+    expectSize("mlpBackward", {
+      dout: [dout, N * C],
+      h: [h, N * C],
+      gate: [fwd.gate, N * Hm],
+      up: [fwd.up, N * Hm],
+      act: [fwd.act, N * Hm],
+    });
     const r = await this.runGraph("mlp_bwd", mlpBackwardGraph, {
       dout: this.t(dout, [N, C]),
       h: this.t(h, [N, C]),
@@ -207,7 +221,16 @@ export class OrtKernels implements Kernels {
     return { dWGate: r.dWg, dWUp: r.dWu, dWDown: r.dWd, dh: r.dh };
   }
 
-  async attention(q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs> {
+  async attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    BK: number,
+    G: number,
+    T: number,
+    hd: number,
+    scale: number,
+  ): Promise<AttentionOutputs> {
     expectSize("attention", { q: [q, BK * G * T * hd], k: [k, BK * T * hd], v: [v, BK * T * hd] });
     const r = await this.runGraph(`attn_fwd:${Math.fround(scale)}`, () => attentionForwardGraph(scale), {
       q: this.t(q, [BK, G * T, hd]),
@@ -230,7 +253,13 @@ export class OrtKernels implements Kernels {
     hd: number,
     scale: number,
   ): Promise<AttentionGrads> {
-    expectSize("attentionBackward", { dO: [dO, BK * G * T * hd], q: [q, BK * G * T * hd], k: [k, BK * T * hd], v: [v, BK * T * hd], p: [p, BK * G * T * T] });
+    expectSize("attentionBackward", {
+      dO: [dO, BK * G * T * hd],
+      q: [q, BK * G * T * hd],
+      k: [k, BK * T * hd],
+      v: [v, BK * T * hd],
+      p: [p, BK * G * T * T],
+    });
     const r = await this.runGraph(`attn_bwd:${Math.fround(scale)}`, () => attentionBackwardGraph(scale), {
       dO: this.t(dO, [BK, G * T, hd]),
       q: this.t(q, [BK, G * T, hd]),
@@ -242,7 +271,17 @@ export class OrtKernels implements Kernels {
     return { dq: r.dq, dk: r.dk, dv: r.dv };
   }
 
-  async cachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Promise<Float32Array> {
+  async cachedAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array,
+    BK: number,
+    G: number,
+    L: number,
+    hd: number,
+    scale: number,
+  ): Promise<Float32Array> {
     expectSize("cachedAttention", { q: [q, BK * G * hd], k: [k, BK * L * hd], v: [v, BK * L * hd], mask: [mask, BK * L] });
     const r = await this.runGraph(`attn_cached:${Math.fround(scale)}`, () => cachedAttentionGraph(scale), {
       q: this.t(q, [BK, G, hd]),

@@ -11,6 +11,8 @@ export class TimedKernels implements Kernels {
   busyMs = 0;
   calls = 0;
   flops = 0;
+  /** Wall time per kernel (sequential calls only: concurrent ones overlap). */
+  readonly byOp = new Map<string, { ms: number; calls: number; flops: number }>();
   private inFlight = 0;
   private since = 0;
 
@@ -22,29 +24,45 @@ export class TimedKernels implements Kernels {
     this.busyMs = 0;
     this.calls = 0;
     this.flops = 0;
+    this.byOp.clear();
   }
 
-  private async track<T>(flops: number, run: () => Promise<T>): Promise<T> {
-    if (this.inFlight++ === 0) this.since = performance.now();
+  private async track<T>(flops: number, run: () => Promise<T>, op: string): Promise<T> {
+    const t0 = performance.now();
+    if (this.inFlight++ === 0) this.since = t0;
     this.calls++;
     this.flops += flops;
     try {
       return await run();
     } finally {
-      if (--this.inFlight === 0) this.busyMs += performance.now() - this.since;
+      const now = performance.now();
+      if (--this.inFlight === 0) this.busyMs += now - this.since;
+      const e = this.byOp.get(op) ?? { ms: 0, calls: 0, flops: 0 };
+      e.ms += now - t0;
+      e.calls++;
+      e.flops += flops;
+      this.byOp.set(op, e);
     }
   }
 
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, opts?: MatmulOptions): Promise<Float32Array> {
-    return this.track(2 * m * k * n, () => this.inner.matmul(a, b, m, k, n, opts));
+    return this.track(2 * m * k * n, () => this.inner.matmul(a, b, m, k, n, opts), "matmul");
   }
 
-  batchedMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, opts?: MatmulOptions): Promise<Float32Array> {
-    return this.track(2 * batch * m * k * n, () => this.inner.batchedMatmul(a, b, batch, m, k, n, opts));
+  batchedMatmul(
+    a: Float32Array,
+    b: Float32Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    opts?: MatmulOptions,
+  ): Promise<Float32Array> {
+    return this.track(2 * batch * m * k * n, () => this.inner.batchedMatmul(a, b, batch, m, k, n, opts), "batchedMatmul");
   }
 
   mlpForward(h: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, N: number, C: number, Hm: number): Promise<MlpOutputs> {
-    return this.track(6 * N * C * Hm, () => this.inner.mlpForward(h, wg, wu, wd, N, C, Hm));
+    return this.track(6 * N * C * Hm, () => this.inner.mlpForward(h, wg, wu, wd, N, C, Hm), "mlpForward");
   }
 
   mlpBackward(
@@ -58,11 +76,20 @@ export class TimedKernels implements Kernels {
     C: number,
     Hm: number,
   ): Promise<MlpGrads> {
-    return this.track(12 * N * C * Hm, () => this.inner.mlpBackward(dout, h, fwd, wg, wu, wd, N, C, Hm));
+    return this.track(12 * N * C * Hm, () => this.inner.mlpBackward(dout, h, fwd, wg, wu, wd, N, C, Hm), "mlpBackward");
   }
 
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, BK: number, G: number, T: number, hd: number, scale: number): Promise<AttentionOutputs> {
-    return this.track(4 * BK * G * T * T * hd, () => this.inner.attention(q, k, v, BK, G, T, hd, scale));
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    BK: number,
+    G: number,
+    T: number,
+    hd: number,
+    scale: number,
+  ): Promise<AttentionOutputs> {
+    return this.track(4 * BK * G * T * T * hd, () => this.inner.attention(q, k, v, BK, G, T, hd, scale), "attention");
   }
 
   attentionBackward(
@@ -77,11 +104,25 @@ export class TimedKernels implements Kernels {
     hd: number,
     scale: number,
   ): Promise<AttentionGrads> {
-    return this.track(8 * BK * G * T * T * hd, () => this.inner.attentionBackward(dO, q, k, v, p, BK, G, T, hd, scale));
+    return this.track(
+      8 * BK * G * T * T * hd,
+      () => this.inner.attentionBackward(dO, q, k, v, p, BK, G, T, hd, scale),
+      "attentionBackward",
+    );
   }
 
-  cachedAttention(q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array, BK: number, G: number, L: number, hd: number, scale: number): Promise<Float32Array> {
-    return this.track(4 * BK * G * L * hd, () => this.inner.cachedAttention(q, k, v, mask, BK, G, L, hd, scale));
+  cachedAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array,
+    BK: number,
+    G: number,
+    L: number,
+    hd: number,
+    scale: number,
+  ): Promise<Float32Array> {
+    return this.track(4 * BK * G * L * hd, () => this.inner.cachedAttention(q, k, v, mask, BK, G, L, hd, scale), "cachedAttention");
   }
 
   dispose(): Promise<void> {

@@ -32,7 +32,10 @@ export interface LlamaConfig {
 }
 
 const positiveInt = (field: string) =>
-  z.number({ error: `${field} must be a number` }).int(`${field} must be an integer`).positive(`${field} must be > 0`);
+  z
+    .number({ error: `${field} must be a number` })
+    .int(`${field} must be an integer`)
+    .positive(`${field} must be > 0`);
 
 export const LlamaConfigSchema = z
   .object({

@@ -13,8 +13,8 @@
 import { addBias, addTo, rmsnormForward, ropeRotate } from "../engine/ops.js";
 import { mulberry32 } from "../engine/tensor.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { type LlamaModel, forward } from "./llama.js";
-import { type SamplingParams, logSumExp, makeScratch, sampleToken } from "./sampling.js";
+import { forward, type LlamaModel } from "./llama.js";
+import { logSumExp, makeScratch, type SamplingParams, sampleToken } from "./sampling.js";
 
 export interface GenerateOptions {
   /** Most tokens to generate per sample (default 64). Also bounded by the model's maxSeqLen. */
@@ -114,9 +114,22 @@ export async function generate(
   let tokens = 0;
   for (let p0 = 0; p0 < ids.length; p0 += perChunk) {
     const chunk = ids.slice(p0, p0 + perChunk);
-    const res = await generateChunk(model, tokenizer, chunk, p0, n, maxNew, sp, stopTokens, stopStrings, opts.seed ?? 0, opts.signal, (t, d) => {
-      opts.onProgress?.({ samplesDone: doneSamples + d, samplesTotal: total, tokens: tokens + t });
-    });
+    const res = await generateChunk(
+      model,
+      tokenizer,
+      chunk,
+      p0,
+      n,
+      maxNew,
+      sp,
+      stopTokens,
+      stopStrings,
+      opts.seed ?? 0,
+      opts.signal,
+      (t, d) => {
+        opts.onProgress?.({ samplesDone: doneSamples + d, samplesTotal: total, tokens: tokens + t });
+      },
+    );
     for (const r of res) {
       out.push(r);
       doneSamples += r.length;
@@ -231,7 +244,15 @@ async function generateChunk(
     signal?.throwIfAborted();
     const active = slots.map((s, i) => (s.done ? -1 : i)).filter((i) => i >= 0);
     if (active.length === 0) break;
-    const logits = await decodeStep(model, kCache, vCache, maxLen, active, active.map((i) => slots[i].last), active.map((i) => slots[i].pos));
+    const logits = await decodeStep(
+      model,
+      kCache,
+      vCache,
+      maxLen,
+      active,
+      active.map((i) => slots[i].last),
+      active.map((i) => slots[i].pos),
+    );
     for (let a = 0; a < active.length; a++) {
       const slot = slots[active[a]];
       slot.pos++;
@@ -249,7 +270,14 @@ async function generateChunk(
       text = tokenizer.decode(body);
       if (s.textEnd >= 0) text = text.slice(0, s.textEnd);
     }
-    res[s.prompt].push({ promptIndex: promptOffset + s.prompt, sampleIndex: s.sample, ids: s.ids, text, logprob: s.logprob, finishReason: s.finish });
+    res[s.prompt].push({
+      promptIndex: promptOffset + s.prompt,
+      sampleIndex: s.sample,
+      ids: s.ids,
+      text,
+      logprob: s.logprob,
+      finishReason: s.finish,
+    });
   }
   return res;
 }
@@ -305,16 +333,24 @@ export async function decodeStep(
     const kc = kCache[l];
     const vc = vCache[l];
     rmsnormForward(x, lp.inputNorm, A, C, c.normEps, h, rstd);
-    const [q, k, v] = await Promise.all([
-      kn.matmul(h, lp.wq, A, C, H * hd, { transB: true }),
-      kn.matmul(h, lp.wk, A, C, KV * hd, { transB: true }),
-      kn.matmul(h, lp.wv, A, C, KV * hd, { transB: true }),
-    ]);
+    const q = await kn.matmul(h, lp.wq, A, C, H * hd, { transB: true });
+    const k = await kn.matmul(h, lp.wk, A, C, KV * hd, { transB: true });
+    const v = await kn.matmul(h, lp.wv, A, C, KV * hd, { transB: true });
     if (lp.bq) addBias(q, lp.bq, A, H * hd);
     if (lp.bk) addBias(k, lp.bk, A, KV * hd);
     if (lp.bv) addBias(v, lp.bv, A, KV * hd);
     appendKv(q, k, v, qAll, kc, vc, slots, pos, lo, H, KV, hd, maxLen, rope);
-    const o = await kn.cachedAttention(qAll, kc.subarray(lo * span, (hi + 1) * span), vc.subarray(lo * span, (hi + 1) * span), mask, R * KV, G, maxLen, hd, scale);
+    const o = await kn.cachedAttention(
+      qAll,
+      kc.subarray(lo * span, (hi + 1) * span),
+      vc.subarray(lo * span, (hi + 1) * span),
+      mask,
+      R * KV,
+      G,
+      maxLen,
+      hd,
+      scale,
+    );
     gatherRows(o, att, slots, lo, H * hd);
     const y = await kn.matmul(att, lp.wo, A, H * hd, C, { transB: true });
     addTo(x, x, y);

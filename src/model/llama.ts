@@ -187,11 +187,9 @@ async function blockForward(
   const h1 = new Float32Array(N * C);
   const rstd1 = new Float32Array(N);
   rmsnormForward(x, lp.inputNorm, N, C, c.normEps, h1, rstd1);
-  const [qf, kf, vf] = await Promise.all([
-    linear(kn, h1, lp.wq, N, C, H * hd), // (N, H·hd)
-    linear(kn, h1, lp.wk, N, C, KV * hd), // (N, KV·hd)
-    linear(kn, h1, lp.wv, N, C, KV * hd), // (N, KV·hd)
-  ]);
+  const qf = await linear(kn, h1, lp.wq, N, C, H * hd); // (N, H·hd)
+  const kf = await linear(kn, h1, lp.wk, N, C, KV * hd); // (N, KV·hd)
+  const vf = await linear(kn, h1, lp.wv, N, C, KV * hd); // (N, KV·hd)
   if (lp.bq) addBias(qf, lp.bq, N, H * hd);
   if (lp.bk) addBias(kf, lp.bk, N, KV * hd);
   if (lp.bv) addBias(vf, lp.bv, N, KV * hd);
@@ -240,10 +238,8 @@ export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Arra
   const dlogits = new Float32Array(N * V);
   logSoftmaxGatherBackward(dlogp, tape.logits, tape.lse, tape.targets, N, V, dlogits);
   // dW_head (V, C) = dlogits^T @ hf ; dhf (N, C) = dlogits @ W_head
-  const [dHead, dhf] = await Promise.all([
-    kn.matmul(dlogits, tape.hf, V, N, C, { transA: true }),
-    kn.matmul(dlogits, p.lmHead, N, V, C),
-  ]);
+  const dHead = await kn.matmul(dlogits, tape.hf, V, N, C, { transA: true });
+  const dhf = await kn.matmul(dlogits, p.lmHead, N, V, C);
   addInto(grads.lmHead, dHead);
   let dx: Float32Array = new Float32Array(N * C);
   rmsnormBackward(dhf, tape.xf, p.norm, tape.rstdf, N, C, dx, grads.norm);
@@ -283,10 +279,8 @@ async function blockBackward(
   rmsnormBackward(mg.dh, tp.x2, lp.postNorm, tp.rstd2, N, C, dx2, g.postNorm);
 
   // --- attention: x2 = x + o_proj(attn) ---
-  const [dWo, dattn] = await Promise.all([
-    kn.matmul(dx2, tp.attn, C, N, H * hd, { transA: true }), // (C, H·hd)
-    kn.matmul(dx2, lp.wo, N, C, H * hd), // (N, H·hd)
-  ]);
+  const dWo = await kn.matmul(dx2, tp.attn, C, N, H * hd, { transA: true }); // (C, H·hd)
+  const dattn = await kn.matmul(dx2, lp.wo, N, C, H * hd); // (N, H·hd)
   addInto(g.wo, dWo);
   // dO in the grouped layout (B·KV, G·T, hd)
   const dO = new Float32Array(N * H * hd);
@@ -303,14 +297,12 @@ async function blockBackward(
   if (g.bk) biasBackward(dk, N, KV * hd, g.bk);
   if (g.bv) biasBackward(dv, N, KV * hd, g.bv);
 
-  const [dWq, dWk, dWv, dh1q, dh1k, dh1v] = await Promise.all([
-    kn.matmul(dq, tp.h1, H * hd, N, C, { transA: true }),
-    kn.matmul(dk, tp.h1, KV * hd, N, C, { transA: true }),
-    kn.matmul(dv, tp.h1, KV * hd, N, C, { transA: true }),
-    kn.matmul(dq, lp.wq, N, H * hd, C),
-    kn.matmul(dk, lp.wk, N, KV * hd, C),
-    kn.matmul(dv, lp.wv, N, KV * hd, C),
-  ]);
+  const dWq = await kn.matmul(dq, tp.h1, H * hd, N, C, { transA: true });
+  const dWk = await kn.matmul(dk, tp.h1, KV * hd, N, C, { transA: true });
+  const dWv = await kn.matmul(dv, tp.h1, KV * hd, N, C, { transA: true });
+  const dh1q = await kn.matmul(dq, lp.wq, N, H * hd, C);
+  const dh1k = await kn.matmul(dk, lp.wk, N, KV * hd, C);
+  const dh1v = await kn.matmul(dv, lp.wv, N, KV * hd, C);
   addInto(g.wq, dWq);
   addInto(g.wk, dWk);
   addInto(g.wv, dWv);

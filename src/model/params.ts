@@ -96,7 +96,11 @@ export function toNamed(c: LlamaConfig, p: LlamaParams): NamedTensor[] {
  * Build params from HF-named tensors (shares memory). Errors name the missing tensor or the
  * mismatched shape; `source` names the file. With tied embeddings a present `lm_head.weight` is ignored.
  */
-export function fromNamed(c: LlamaConfig, tensors: Map<string, { shape: number[]; data: Float32Array }>, source = "checkpoint"): LlamaParams {
+export function fromNamed(
+  c: LlamaConfig,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  source = "checkpoint",
+): LlamaParams {
   const get = (name: string, shape: number[]): Float32Array => {
     const t = tensors.get(name);
     if (!t) throw new Error(`${source}: tensor "${name}" is missing`);

@@ -95,7 +95,19 @@ export function adamwStep(
     }
     // Norm weights and biases are not decayed.
     const decay = t.shape.length >= 2 ? 1 - lr * cfg.weightDecay : 1;
-    adamwUpdate(t.data, gs.get(t.name) as Float32Array, m, v, cfg.beta1, cfg.beta2, cfg.eps, lr / bc1, 1 / Math.sqrt(bc2), decay, gradScale);
+    adamwUpdate(
+      t.data,
+      gs.get(t.name) as Float32Array,
+      m,
+      v,
+      cfg.beta1,
+      cfg.beta2,
+      cfg.eps,
+      lr / bc1,
+      1 / Math.sqrt(bc2),
+      decay,
+      gradScale,
+    );
   }
 }
 

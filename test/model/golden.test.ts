@@ -27,13 +27,17 @@ interface GoldenModel {
   grads: Record<string, number[]>;
 }
 
-const golden = JSON.parse(readFileSync(path.join(import.meta.dirname, "../fixtures/golden-llama.json"), "utf8")) as { models: GoldenModel[] };
+const golden = JSON.parse(readFileSync(path.join(import.meta.dirname, "../fixtures/golden-llama.json"), "utf8")) as {
+  models: GoldenModel[];
+};
 
 for (const kind of ["reference", "ort"] as const) {
   for (const g of golden.models) {
     test(`matches PyTorch golden values, model ${g.name} (${g.note}), ${kind} kernels`, async () => {
       const cfg = llamaConfig(g.config, "golden config");
-      const tensors = new Map(Object.entries(g.params).map(([name, data]) => [name, { shape: g.shapes[name], data: Float32Array.from(data) }]));
+      const tensors = new Map(
+        Object.entries(g.params).map(([name, data]) => [name, { shape: g.shapes[name], data: Float32Array.from(data) }]),
+      );
       const kernels = kind === "ort" ? await createKernels("ort") : new ReferenceKernels();
       const model = createModel(cfg, fromNamed(cfg, tensors, "golden"), kernels);
       const B = g.batch;

@@ -26,7 +26,11 @@ test("bad values are rejected naming the field", () => {
     [{ ...ok, hiddenSize: 3 }, /Unrecognized key.*hiddenSize/],
   ];
   for (const [input, re] of cases) {
-    assert.throws(() => llamaConfig(input), (e: unknown) => e instanceof ConfigError && re.test(e.message), `expected ${re} for ${JSON.stringify(input)}`);
+    assert.throws(
+      () => llamaConfig(input),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      `expected ${re} for ${JSON.stringify(input)}`,
+    );
   }
   const { vocabSize: _, ...missing } = ok;
   assert.throws(() => llamaConfig(missing), /vocabSize/);

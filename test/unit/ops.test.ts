@@ -114,8 +114,7 @@ test("causal softmax backward matches finite differences; masked entries are exa
   };
   f();
   for (let b = 0; b < blocks; b++)
-    for (let r = 0; r < R; r++)
-      for (let j = (r % T) + 1; j < T; j++) assertClose(p[(b * R + r) * T + j], 0, "masked", 0, 0);
+    for (let r = 0; r < R; r++) for (let j = (r % T) + 1; j < T; j++) assertClose(p[(b * R + r) * T + j], 0, "masked", 0, 0);
   const ds = Float32Array.from(wy);
   softmaxBackwardInPlace(ds, p, blocks * R, T);
   for (let i = 0; i < s.length; i++) assertClose(ds[i], await numericGrad(s, i, f), `ds[${i}]`);

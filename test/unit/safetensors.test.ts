@@ -182,7 +182,10 @@ describe("F16 / BF16 conversion", () => {
     for (const [i, [h, v]] of cases.entries()) assert.equal(out[i], v, `0x${h.toString(16)}`);
     const special = f16ToF32Array(new Uint16Array([0x8000, 0x7e00, 0xfe01, 0x7c01]));
     assert.ok(Object.is(special[0], -0));
-    assert.ok(Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3]), "Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3])");
+    assert.ok(
+      Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3]),
+      "Number.isNaN(special[1]) && Number.isNaN(special[2]) && Number.isNaN(special[3])",
+    );
   });
 
   test("F16 decoding through a file, at an odd (unaligned) data offset", () => {

@@ -28,14 +28,26 @@ test("top-k keeps the k most likely tokens, renormalised", () => {
 test("top-p keeps the smallest prefix reaching p", () => {
   // 0.4 < 0.6 ≤ 0.4 + 0.3 → {1, 3}
   const d = dist(0, 0.6);
-  assert.deepEqual(d.map((p) => p > 0), [false, true, false, true, false]);
+  assert.deepEqual(
+    d.map((p) => p > 0),
+    [false, true, false, true, false],
+  );
   // exactly reaching the boundary: 0.4 + 0.3 + 0.15 = 0.85
   const e = dist(0, 0.85);
-  assert.deepEqual(e.map((p) => p > 0), [false, true, false, true, true]);
+  assert.deepEqual(
+    e.map((p) => p > 0),
+    [false, true, false, true, true],
+  );
   // tiny p keeps the top token only
-  assert.deepEqual(dist(0, 0.01).map((p) => p > 0), [false, true, false, false, false]);
+  assert.deepEqual(
+    dist(0, 0.01).map((p) => p > 0),
+    [false, true, false, false, false],
+  );
   // top-k applies before top-p
-  assert.deepEqual(dist(1, 0.99).map((p) => p > 0), [false, true, false, false, false]);
+  assert.deepEqual(
+    dist(1, 0.99).map((p) => p > 0),
+    [false, true, false, false, false],
+  );
 });
 
 test("temperature sharpens and flattens", () => {
@@ -47,7 +59,10 @@ test("temperature sharpens and flattens", () => {
 });
 
 test("temperature 0 is greedy", () => {
-  assert.equal(sampleToken(logits, 0, 5, { temperature: 0, topK: 0, topP: 1 }, () => 0.99, makeScratch(5)), 1);
+  assert.equal(
+    sampleToken(logits, 0, 5, { temperature: 0, topK: 0, topP: 1 }, () => 0.99, makeScratch(5)),
+    1,
+  );
 });
 
 test("draws follow the distribution (20k draws, within 4 standard errors)", () => {
