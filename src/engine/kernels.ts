@@ -46,7 +46,97 @@ export interface AttentionGrads {
   dv: Float32Array; // (BK, T, hd)
 }
 
+/** The weights of a block's attention half (a LayerParams fits). Linear weights (out, in). */
+export interface AttnWeights {
+  inputNorm: Float32Array; // (C)
+  wq: Float32Array; // (H·hd, C)
+  wk: Float32Array; // (KV·hd, C)
+  wv: Float32Array; // (KV·hd, C)
+  wo: Float32Array; // (C, H·hd)
+  bq?: Float32Array;
+  bk?: Float32Array;
+  bv?: Float32Array;
+}
+
+/** The weights of a block's MLP half (a LayerParams fits). */
+export interface MlpWeights {
+  postNorm: Float32Array; // (C)
+  wGate: Float32Array; // (Hm, C)
+  wUp: Float32Array; // (Hm, C)
+  wDown: Float32Array; // (C, Hm)
+}
+
+export interface BlockDims {
+  B: number;
+  T: number;
+  C: number;
+  H: number;
+  KV: number;
+  hd: number;
+  Hm: number;
+  eps: number;
+  /** RoPE tables (maxLen, hd/2) from ropeTables(). */
+  rope: { cos: Float32Array; sin: Float32Array };
+}
+
+/** out = x + o_proj(attention(...)); the rest is saved for the backward. */
+export interface AttnBlockOut {
+  h: Float32Array; // (N, C) normed input
+  rstd: Float32Array; // (N)
+  q: Float32Array; // (B·KV, G·T, hd) post-RoPE queries, grouped
+  k: Float32Array; // (B·KV, T, hd) post-RoPE keys
+  v: Float32Array; // (B·KV, T, hd)
+  p: Float32Array; // (B·KV, G·T, T) attention probabilities
+  attn: Float32Array; // (N, H·hd) before o_proj
+  out: Float32Array; // (N, C)
+}
+
+export interface AttnBlockGrads {
+  dx: Float32Array; // (N, C), residual path included
+  dWq: Float32Array;
+  dWk: Float32Array;
+  dWv: Float32Array;
+  dWo: Float32Array;
+  dbq: Float32Array; // (H·hd)
+  dbk: Float32Array; // (KV·hd)
+  dbv: Float32Array;
+  dNorm: Float32Array; // (C)
+}
+
+/** out = x + mlp(rmsnorm(x)); the rest is saved for the backward. */
+export interface MlpBlockOut {
+  h: Float32Array; // (N, C)
+  rstd: Float32Array; // (N)
+  gate: Float32Array; // (N, Hm)
+  up: Float32Array; // (N, Hm)
+  act: Float32Array; // (N, Hm)
+  out: Float32Array; // (N, C)
+}
+
+export interface MlpBlockGrads {
+  dx: Float32Array; // (N, C), residual path included
+  dWGate: Float32Array;
+  dWUp: Float32Array;
+  dWDown: Float32Array;
+  dNorm: Float32Array; // (C)
+}
+
+/**
+ * Whole halves of a transformer block as single kernels. Kernels that have them (onnxruntime: one
+ * graph call per half, all element-wise work vectorised) expose `blocks`; otherwise the model
+ * composes the same computation from the finer kernels (src/model/blocks.ts), which is also the
+ * readable reference.
+ */
+export interface BlockKernels {
+  attnForward(x: Float32Array, w: AttnWeights, d: BlockDims): Promise<AttnBlockOut>;
+  attnBackward(dout: Float32Array, x: Float32Array, saved: AttnBlockOut, w: AttnWeights, d: BlockDims): Promise<AttnBlockGrads>;
+  mlpForward(x: Float32Array, w: MlpWeights, d: BlockDims): Promise<MlpBlockOut>;
+  mlpBackward(dout: Float32Array, x: Float32Array, saved: MlpBlockOut, w: MlpWeights, d: BlockDims): Promise<MlpBlockGrads>;
+}
+
 export interface Kernels {
+  /** Whole-block kernels, when this implementation has them (see BlockKernels). */
+  readonly blocks?: BlockKernels;
   readonly name: string;
   /** C (M, N) = alpha · op(A) @ op(B), op(A) (M, K), op(B) (K, N). Returns a new array. */
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, opts?: MatmulOptions): Promise<Float32Array>;

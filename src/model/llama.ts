@@ -13,24 +13,20 @@
  * Attention layout: the G = H/KV query heads sharing one kv head are stacked, so Q for one
  * (batch, kv head) block is (G·T, hd) and QK^T is one batched product over B·KV blocks.
  */
-import type { Kernels } from "../engine/kernels.js";
+import type { AttnBlockOut, BlockDims, Kernels, MlpBlockOut } from "../engine/kernels.js";
 import {
-  addBias,
   addInto,
-  addTo,
-  biasBackward,
   embeddingBackward,
   embeddingForward,
-  fromGrouped,
   logSoftmaxGather,
   logSoftmaxGatherBackward,
   rmsnormBackward,
   rmsnormForward,
   ropeTables,
-  toGrouped,
 } from "../engine/ops.js";
+import { composedBlocks } from "./blocks.js";
 import type { LlamaConfig } from "./config.js";
-import type { LayerParams, LlamaParams } from "./params.js";
+import type { LlamaParams } from "./params.js";
 
 export interface LlamaModel {
   readonly config: LlamaConfig;
@@ -66,19 +62,9 @@ export interface ForwardOptions {
 
 export interface LayerTape {
   x: Float32Array; // (N, C) block input
-  h1: Float32Array; // (N, C) normed input
-  rstd1: Float32Array; // (N)
-  q: Float32Array; // (B·KV, G·T, hd) post-RoPE queries, grouped
-  k: Float32Array; // (B·KV, T, hd) post-RoPE keys
-  v: Float32Array; // (B·KV, T, hd)
-  p: Float32Array; // (B·KV, G·T, T) attention probabilities
-  attn: Float32Array; // (N, H·hd) attention output before o_proj
-  x2: Float32Array; // (N, C) after attention residual
-  h2: Float32Array; // (N, C)
-  rstd2: Float32Array; // (N)
-  gate: Float32Array; // (N, Hm)
-  up: Float32Array; // (N, Hm)
-  act: Float32Array; // (N, Hm)
+  x2: Float32Array; // (N, C) after the attention residual
+  attn: AttnBlockOut; // saved by the attention half
+  mlp: MlpBlockOut; // saved by the MLP half
 }
 
 export interface Tape {
@@ -134,11 +120,14 @@ export async function forward(model: LlamaModel, input: ForwardInput, opts: Forw
 
   const tapes: LayerTape[] = [];
   const kvs: { k: Float32Array; v: Float32Array }[] = [];
+  const blocks = kn.blocks ?? composedBlocks(kn);
+  const d = dims(model, B, T);
   for (const lp of p.layers) {
-    const r = await blockForward(model, lp, x, B, T, !!opts.train);
-    if (opts.train) tapes.push(r.tape as LayerTape);
-    if (opts.captureKv) kvs.push({ k: r.k, v: r.v });
-    x = r.out;
+    const attn = await blocks.attnForward(x, lp, d); // attn.out = x2 (N, C)
+    const mlp = await blocks.mlpForward(attn.out, lp, d); // mlp.out (N, C)
+    if (opts.train) tapes.push({ x, x2: attn.out, attn, mlp });
+    if (opts.captureKv) kvs.push({ k: attn.k, v: attn.v });
+    x = mlp.out;
   }
 
   // Final norm and head.
@@ -166,60 +155,9 @@ export async function forward(model: LlamaModel, input: ForwardInput, opts: Forw
   return result;
 }
 
-async function blockForward(
-  model: LlamaModel,
-  lp: LayerParams,
-  x: Float32Array, // (N, C)
-  B: number,
-  T: number,
-  keep: boolean,
-): Promise<{ out: Float32Array; tape?: LayerTape; k: Float32Array; v: Float32Array }> {
-  const { config: c, kernels: kn, rope } = model;
-  const N = B * T;
-  const C = c.dim;
-  const H = c.nHeads;
-  const KV = c.nKvHeads;
-  const G = H / KV;
-  const hd = c.headDim;
-  const Hm = c.hiddenDim;
-
-  // --- attention ---
-  const h1 = new Float32Array(N * C);
-  const rstd1 = new Float32Array(N);
-  rmsnormForward(x, lp.inputNorm, N, C, c.normEps, h1, rstd1);
-  const qf = await linear(kn, h1, lp.wq, N, C, H * hd); // (N, H·hd)
-  const kf = await linear(kn, h1, lp.wk, N, C, KV * hd); // (N, KV·hd)
-  const vf = await linear(kn, h1, lp.wv, N, C, KV * hd); // (N, KV·hd)
-  if (lp.bq) addBias(qf, lp.bq, N, H * hd);
-  if (lp.bk) addBias(kf, lp.bk, N, KV * hd);
-  if (lp.bv) addBias(vf, lp.bv, N, KV * hd);
-
-  // Rotate and regroup: q → (B·KV, G·T, hd) with row g·T + t for head h = kv·G + g; k, v → (B·KV, T, hd).
-  const q = new Float32Array(N * H * hd);
-  const k = new Float32Array(N * KV * hd);
-  const v = new Float32Array(N * KV * hd);
-  toGrouped(qf, q, B, T, H, G, hd, rope);
-  toGrouped(kf, k, B, T, KV, 1, hd, rope);
-  toGrouped(vf, v, B, T, KV, 1, hd);
-
-  // p (B·KV, G·T, T) = causal softmax(q k^T / sqrt(hd)); o (B·KV, G·T, hd) = p v
-  const { p: pr, o } = await kn.attention(q, k, v, B * KV, G, T, hd, 1 / Math.sqrt(hd));
-  // back to (N, H·hd)
-  const attn = new Float32Array(N * H * hd);
-  fromGrouped(o, attn, B, T, H, G, hd);
-  const y = await linear(kn, attn, lp.wo, N, H * hd, C); // (N, C)
-  const x2 = y; // (N, C) residual, in place
-  addTo(x2, x, y);
-
-  // --- MLP ---
-  const h2 = new Float32Array(N * C);
-  const rstd2 = new Float32Array(N);
-  rmsnormForward(x2, lp.postNorm, N, C, c.normEps, h2, rstd2);
-  const { gate, up, act, out: m } = await kn.mlpForward(h2, lp.wGate, lp.wUp, lp.wDown, N, C, Hm); // m (N, C)
-  addTo(m, m, x2);
-
-  const tape = keep ? { x, h1, rstd1, q, k, v, p: pr, attn, x2, h2, rstd2, gate, up, act } : undefined;
-  return { out: m, tape, k, v };
+function dims(model: LlamaModel, B: number, T: number): BlockDims {
+  const c = model.config;
+  return { B, T, C: c.dim, H: c.nHeads, KV: c.nKvHeads, hd: c.headDim, Hm: c.hiddenDim, eps: c.normEps, rope: model.rope };
 }
 
 /**
@@ -244,73 +182,31 @@ export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Arra
   let dx: Float32Array = new Float32Array(N * C);
   rmsnormBackward(dhf, tape.xf, p.norm, tape.rstdf, N, C, dx, grads.norm);
 
+  const blocks = kn.blocks ?? composedBlocks(kn);
+  const d = dims(model, B, T);
   for (let l = c.nLayers - 1; l >= 0; l--) {
-    dx = await blockBackward(model, p.layers[l], tape.layers[l], grads.layers[l], dx, B, T);
+    const lp = p.layers[l];
+    const tp = tape.layers[l];
+    const g = grads.layers[l];
+    const mg = await blocks.mlpBackward(dx, tp.x2, tp.mlp, lp, d);
+    addInto(g.wGate, mg.dWGate);
+    addInto(g.wUp, mg.dWUp);
+    addInto(g.wDown, mg.dWDown);
+    addInto(g.postNorm, mg.dNorm);
+    const ag = await blocks.attnBackward(mg.dx, tp.x, tp.attn, lp, d);
+    addInto(g.wq, ag.dWq);
+    addInto(g.wk, ag.dWk);
+    addInto(g.wv, ag.dWv);
+    addInto(g.wo, ag.dWo);
+    addInto(g.inputNorm, ag.dNorm);
+    if (g.bq) addInto(g.bq, ag.dbq);
+    if (g.bk) addInto(g.bk, ag.dbk);
+    if (g.bv) addInto(g.bv, ag.dbv);
+    dx = ag.dx;
   }
 
   // embedding: scatter-add rows
   embeddingBackward(dx, tape.tokens, N, C, grads.embed);
-}
-
-async function blockBackward(
-  model: LlamaModel,
-  lp: LayerParams,
-  tp: LayerTape,
-  g: LayerParams,
-  dout: Float32Array, // (N, C) gradient on the block output
-  B: number,
-  T: number,
-): Promise<Float32Array> {
-  const { config: c, kernels: kn, rope } = model;
-  const N = B * T;
-  const C = c.dim;
-  const H = c.nHeads;
-  const KV = c.nKvHeads;
-  const G = H / KV;
-  const hd = c.headDim;
-  const Hm = c.hiddenDim;
-
-  // --- MLP: out = x2 + down(silu(gate)·up) ---
-  const mg = await kn.mlpBackward(dout, tp.h2, tp, lp.wGate, lp.wUp, lp.wDown, N, C, Hm);
-  addInto(g.wGate, mg.dWGate);
-  addInto(g.wUp, mg.dWUp);
-  addInto(g.wDown, mg.dWDown);
-  const dx2 = dout; // residual path: accumulate the norm's gradient into dout in place
-  rmsnormBackward(mg.dh, tp.x2, lp.postNorm, tp.rstd2, N, C, dx2, g.postNorm);
-
-  // --- attention: x2 = x + o_proj(attn) ---
-  const dWo = await kn.matmul(dx2, tp.attn, C, N, H * hd, { transA: true }); // (C, H·hd)
-  const dattn = await kn.matmul(dx2, lp.wo, N, C, H * hd); // (N, H·hd)
-  addInto(g.wo, dWo);
-  // dO in the grouped layout (B·KV, G·T, hd)
-  const dO = new Float32Array(N * H * hd);
-  toGrouped(dattn, dO, B, T, H, G, hd);
-  const { dq: dQ, dk: dK, dv: dV } = await kn.attentionBackward(dO, tp.q, tp.k, tp.v, tp.p, B * KV, G, T, hd, 1 / Math.sqrt(hd));
-  // Un-rotate and ungroup to (N, H·hd) and (N, KV·hd).
-  const dq = new Float32Array(N * H * hd);
-  const dk = new Float32Array(N * KV * hd);
-  const dv = new Float32Array(N * KV * hd);
-  fromGrouped(dQ, dq, B, T, H, G, hd, rope, -1);
-  fromGrouped(dK, dk, B, T, KV, 1, hd, rope, -1);
-  fromGrouped(dV, dv, B, T, KV, 1, hd);
-  if (g.bq) biasBackward(dq, N, H * hd, g.bq);
-  if (g.bk) biasBackward(dk, N, KV * hd, g.bk);
-  if (g.bv) biasBackward(dv, N, KV * hd, g.bv);
-
-  const dWq = await kn.matmul(dq, tp.h1, H * hd, N, C, { transA: true });
-  const dWk = await kn.matmul(dk, tp.h1, KV * hd, N, C, { transA: true });
-  const dWv = await kn.matmul(dv, tp.h1, KV * hd, N, C, { transA: true });
-  const dh1q = await kn.matmul(dq, lp.wq, N, H * hd, C);
-  const dh1k = await kn.matmul(dk, lp.wk, N, KV * hd, C);
-  const dh1v = await kn.matmul(dv, lp.wv, N, KV * hd, C);
-  addInto(g.wq, dWq);
-  addInto(g.wk, dWk);
-  addInto(g.wv, dWv);
-  addInto(dh1q, dh1k);
-  addInto(dh1q, dh1v);
-  const dx = dx2; // residual: dx = dx2 + norm backward
-  rmsnormBackward(dh1q, tp.x, lp.inputNorm, tp.rstd1, N, C, dx, g.inputNorm);
-  return dx;
 }
 
 /**
