@@ -27,10 +27,36 @@
  */
 import os from "node:os";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
-import type { AttentionGrads, AttentionOutputs, Kernels, MatmulOptions, MlpGrads, MlpOutputs, MlpSaved } from "./kernels.js";
+import type {
+  AttentionGrads,
+  AttentionOutputs,
+  AttnBlockGrads,
+  AttnBlockOut,
+  AttnWeights,
+  BlockDims,
+  BlockKernels,
+  Kernels,
+  MatmulOptions,
+  MlpBlockGrads,
+  MlpBlockOut,
+  MlpGrads,
+  MlpOutputs,
+  MlpSaved,
+  MlpWeights,
+} from "./kernels.js";
 import { ReferenceKernels } from "./kernels.js";
 import { encodeModel } from "./onnx-proto.js";
-import { attentionBackwardGraph, attentionForwardGraph, cachedAttentionGraph, mlpBackwardGraph, mlpForwardGraph } from "./ort-graphs.js";
+import {
+  attentionBackwardGraph,
+  attentionForwardGraph,
+  attnBlockBackwardGraph,
+  attnBlockForwardGraph,
+  cachedAttentionGraph,
+  mlpBackwardGraph,
+  mlpBlockBackwardGraph,
+  mlpBlockForwardGraph,
+  mlpForwardGraph,
+} from "./ort-graphs.js";
 
 export type OrtModule = typeof import("onnxruntime-node");
 
@@ -120,6 +146,15 @@ export class OrtKernels implements Kernels {
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly masks = new Map<string, Float32Array>();
+  private readonly ropeFull = new WeakMap<Float32Array, Map<number, { cos: Float32Array; sin: Float32Array }>>();
+  private readonly zeros = new Map<number, Float32Array>();
+  /** Whole-block kernels: each half of a transformer block is one graph call. */
+  readonly blocks: BlockKernels = {
+    attnForward: (x, w, d) => this.attnBlockForward(x, w, d),
+    attnBackward: (dout, x, saved, w, d) => this.attnBlockBackward(dout, x, saved, w, d),
+    mlpForward: (x, w, d) => this.mlpBlockForward(x, w, d),
+    mlpBackward: (dout, x, saved, w, d) => this.mlpBlockBackward(dout, x, saved, w, d),
+  };
   private readonly onesCache = new Map<number, Float32Array>();
   private disposed = false;
 
@@ -292,6 +327,160 @@ export class OrtKernels implements Kernels {
     return r.o;
   }
 
+  private async attnBlockForward(x: Float32Array, w: AttnWeights, d: BlockDims): Promise<AttnBlockOut> {
+    const { B, T, C, H, KV, hd } = d;
+    const N = B * T;
+    const G = H / KV;
+    expectSize("attnForward", { x: [x, N * C] });
+    const scale = 1 / Math.sqrt(hd);
+    const { cos, sin } = this.ropeTables(d);
+    const r = await this.runGraph(`attn_block_fwd:${Math.fround(scale)}`, () => attnBlockForwardGraph(scale), {
+      x: this.t(x, [N, C]),
+      wn: this.t(w.inputNorm, [C]),
+      wq: this.t(w.wq, [H * hd, C]),
+      wk: this.t(w.wk, [KV * hd, C]),
+      wv: this.t(w.wv, [KV * hd, C]),
+      wo: this.t(w.wo, [C, H * hd]),
+      bq: this.t(w.bq ?? this.zerosOf(H * hd), [H * hd]),
+      bk: this.t(w.bk ?? this.zerosOf(KV * hd), [KV * hd]),
+      bv: this.t(w.bv ?? this.zerosOf(KV * hd), [KV * hd]),
+      cos: this.t(cos, [T, 1, hd]),
+      sin: this.t(sin, [T, 1, hd]),
+      mask: this.t(this.causalMask(G, T), [G * T, T]),
+      eps: this.t(Float32Array.of(d.eps), [1]),
+      sQ: this.shape([B, T, H, hd]),
+      sQg: this.shape([B, T, KV, G, hd]),
+      sQflat: this.shape([B * KV, G * T, hd]),
+      sK: this.shape([B, T, KV, hd]),
+      sKflat: this.shape([B * KV, T, hd]),
+      sO5: this.shape([B, KV, G, T, hd]),
+      sN: this.shape([N, H * hd]),
+    });
+    return { h: r.h, rstd: r.rstd, q: r.q, k: r.k, v: r.v, p: r.p, attn: r.attn, out: r.out };
+  }
+
+  private async attnBlockBackward(
+    dout: Float32Array,
+    x: Float32Array,
+    s: AttnBlockOut,
+    w: AttnWeights,
+    d: BlockDims,
+  ): Promise<AttnBlockGrads> {
+    const { B, T, C, H, KV, hd } = d;
+    const N = B * T;
+    const G = H / KV;
+    expectSize("attnBackward", { dout: [dout, N * C], x: [x, N * C] });
+    const scale = 1 / Math.sqrt(hd);
+    const { cos, sin } = this.ropeTables(d);
+    const r = await this.runGraph(`attn_block_bwd:${Math.fround(scale)}`, () => attnBlockBackwardGraph(scale), {
+      dout: this.t(dout, [N, C]),
+      x: this.t(x, [N, C]),
+      rstd: this.t(s.rstd, [N, 1]),
+      h: this.t(s.h, [N, C]),
+      wn: this.t(w.inputNorm, [C]),
+      wq: this.t(w.wq, [H * hd, C]),
+      wk: this.t(w.wk, [KV * hd, C]),
+      wv: this.t(w.wv, [KV * hd, C]),
+      wo: this.t(w.wo, [C, H * hd]),
+      q: this.t(s.q, [B * KV, G * T, hd]),
+      k: this.t(s.k, [B * KV, T, hd]),
+      v: this.t(s.v, [B * KV, T, hd]),
+      p: this.t(s.p, [B * KV, G * T, T]),
+      attn: this.t(s.attn, [N, H * hd]),
+      cos: this.t(cos, [T, 1, hd]),
+      sin: this.t(sin, [T, 1, hd]),
+      ones: this.t(this.ones(T), [T, 1]),
+      onesN: this.t(this.ones(N), [1, N]),
+      sQ: this.shape([B, T, H, hd]),
+      sQg: this.shape([B, T, KV, G, hd]),
+      sQflat: this.shape([B * KV, G * T, hd]),
+      sK4t: this.shape([B, KV, T, hd]),
+      sO5: this.shape([B, KV, G, T, hd]),
+      sN: this.shape([N, H * hd]),
+      sNK: this.shape([N, KV * hd]),
+    });
+    return { dx: r.dx, dWq: r.dWq, dWk: r.dWk, dWv: r.dWv, dWo: r.dWo, dbq: r.dbq, dbk: r.dbk, dbv: r.dbv, dNorm: r.dwn };
+  }
+
+  private async mlpBlockForward(x: Float32Array, w: MlpWeights, d: BlockDims): Promise<MlpBlockOut> {
+    const { B, T, C, Hm } = d;
+    const N = B * T;
+    expectSize("mlpBlockForward", { x: [x, N * C] });
+    const r = await this.runGraph("mlp_block_fwd", mlpBlockForwardGraph, {
+      x: this.t(x, [N, C]),
+      wn: this.t(w.postNorm, [C]),
+      wg: this.t(w.wGate, [Hm, C]),
+      wu: this.t(w.wUp, [Hm, C]),
+      wd: this.t(w.wDown, [C, Hm]),
+      eps: this.t(Float32Array.of(d.eps), [1]),
+    });
+    return { h: r.h, rstd: r.rstd, gate: r.gate, up: r.up, act: r.act, out: r.out };
+  }
+
+  private async mlpBlockBackward(dout: Float32Array, x: Float32Array, s: MlpBlockOut, w: MlpWeights, d: BlockDims): Promise<MlpBlockGrads> {
+    const { B, T, C, Hm } = d;
+    const N = B * T;
+    expectSize("mlpBlockBackward", { dout: [dout, N * C], x: [x, N * C] });
+    const r = await this.runGraph("mlp_block_bwd", mlpBlockBackwardGraph, {
+      dout: this.t(dout, [N, C]),
+      x: this.t(x, [N, C]),
+      rstd: this.t(s.rstd, [N, 1]),
+      h: this.t(s.h, [N, C]),
+      wn: this.t(w.postNorm, [C]),
+      gate: this.t(s.gate, [N, Hm]),
+      up: this.t(s.up, [N, Hm]),
+      act: this.t(s.act, [N, Hm]),
+      wg: this.t(w.wGate, [Hm, C]),
+      wu: this.t(w.wUp, [Hm, C]),
+      wd: this.t(w.wDown, [C, Hm]),
+      one: this.t(ONE, [1]),
+      onesN: this.t(this.ones(N), [1, N]),
+    });
+    return { dx: r.dx, dWGate: r.dWg, dWUp: r.dWu, dWDown: r.dWd, dNorm: r.dwn };
+  }
+
+  /** Full-width RoPE tables (T, hd) for the rotate-half form x·cos + rot(x)·sin, from the model's (maxLen, hd/2). */
+  private ropeTables(d: BlockDims): { cos: Float32Array; sin: Float32Array } {
+    let byT = this.ropeFull.get(d.rope.cos);
+    if (!byT) {
+      byT = new Map();
+      this.ropeFull.set(d.rope.cos, byT);
+    }
+    let r = byT.get(d.T);
+    if (!r) {
+      const half = d.hd / 2;
+      const cos = new Float32Array(d.T * d.hd);
+      const sin = new Float32Array(d.T * d.hd);
+      for (let t = 0; t < d.T; t++) {
+        for (let i = 0; i < half; i++) {
+          const c = d.rope.cos[t * half + i];
+          const s = d.rope.sin[t * half + i];
+          cos[t * d.hd + i] = c;
+          cos[t * d.hd + half + i] = c;
+          sin[t * d.hd + i] = s;
+          sin[t * d.hd + half + i] = s;
+        }
+      }
+      r = { cos, sin };
+      byT.set(d.T, r);
+    }
+    return r;
+  }
+
+  private zerosOf(n: number): Float32Array {
+    let z = this.zeros.get(n);
+    if (!z) {
+      z = new Float32Array(n);
+      if (this.zeros.size > 64) this.zeros.clear();
+      this.zeros.set(n, z);
+    }
+    return z;
+  }
+
+  private shape(dims: number[]): Tensor {
+    return new this.ort.Tensor("int64", BigInt64Array.from(dims.map(BigInt)), [dims.length]);
+  }
+
   /** Additive causal mask (G·T, T): 0 where column j ≤ row's position t = r mod T, −∞ above. */
   private causalMask(G: number, T: number): Float32Array {
     const key = `${G}x${T}`;
@@ -309,6 +498,7 @@ export class OrtKernels implements Kernels {
     let o = this.onesCache.get(T);
     if (!o) {
       o = new Float32Array(T).fill(1);
+      if (this.onesCache.size > 64) this.onesCache.clear();
       this.onesCache.set(T, o);
     }
     return o;

@@ -1,4 +1,4 @@
-import type { AttentionGrads, AttentionOutputs, Kernels, MatmulOptions, MlpGrads, MlpOutputs, MlpSaved } from "./kernels.js";
+import type { AttentionGrads, AttentionOutputs, BlockKernels, Kernels, MatmulOptions, MlpGrads, MlpOutputs, MlpSaved } from "./kernels.js";
 
 /**
  * Wraps kernels to measure how much wall time is spent inside them: the time during which at least
@@ -16,8 +16,23 @@ export class TimedKernels implements Kernels {
   private inFlight = 0;
   private since = 0;
 
+  readonly blocks?: BlockKernels;
+
   constructor(readonly inner: Kernels) {
     this.name = `timed(${inner.name})`;
+    const b = inner.blocks;
+    if (b) {
+      // FLOPs of the matrix products only (the element-wise work is not counted).
+      const attnF = (d: { B: number; T: number; C: number; H: number; KV: number; hd: number }) =>
+        2 * d.B * d.T * d.C * (2 * d.H * d.hd + 2 * d.KV * d.hd) + 4 * d.B * d.H * d.T * d.T * d.hd;
+      const mlpF = (d: { B: number; T: number; C: number; Hm: number }) => 6 * d.B * d.T * d.C * d.Hm;
+      this.blocks = {
+        attnForward: (x, w, d) => this.track(attnF(d), () => b.attnForward(x, w, d), "attnBlockForward"),
+        attnBackward: (dout, x, s, w, d) => this.track(2 * attnF(d), () => b.attnBackward(dout, x, s, w, d), "attnBlockBackward"),
+        mlpForward: (x, w, d) => this.track(mlpF(d), () => b.mlpForward(x, w, d), "mlpBlockForward"),
+        mlpBackward: (dout, x, s, w, d) => this.track(2 * mlpF(d), () => b.mlpBackward(dout, x, s, w, d), "mlpBlockBackward"),
+      };
+    }
   }
 
   reset(): void {
