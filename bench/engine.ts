@@ -17,7 +17,7 @@ import { TimedKernels } from "../src/engine/timed.js";
 import { llamaConfig, paramCount } from "../src/model/config.js";
 import { generate } from "../src/model/generate.js";
 import { backward, createModel, forward } from "../src/model/llama.js";
-import { initParams, zerosLike } from "../src/model/params.js";
+import { initParams } from "../src/model/params.js";
 import { adamwInit, adamwStep } from "../src/train/adamw.js";
 
 interface BenchConfig {
@@ -42,10 +42,23 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     steps: { type: "string", default: "8" },
     "no-torch": { type: "boolean", default: false },
+    rounds: { type: "string", default: "2" },
     python: { type: "string", default: "/usr/bin/python3" },
   },
 });
 const steps = Number(args.steps);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return performance.now() - t0;
+}
 
 function fmt(x: number): string {
   return x >= 100 ? x.toFixed(0) : x.toFixed(1);
@@ -78,35 +91,41 @@ async function benchSrlm(bc: BenchConfig) {
   const dlogp = new Float32Array(B * T).fill(-1 / (B * T)); // mean cross-entropy
   const trainStep = async () => {
     const r = await forward(model, { tokens, targets, B, T }, { train: true });
-    const grads = zerosLike(cfg);
-    await backward(model, r.tape!, dlogp, grads);
+    const grads = await backward(model, r.tape!, dlogp);
     adamwStep(cfg, model.params, grads, opt, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
   };
   for (let i = 0; i < 2; i++) await trainStep();
   kernels.reset();
-  let t0 = performance.now();
-  for (let i = 0; i < steps; i++) await trainStep();
-  const stepMs = (performance.now() - t0) / steps;
-  const share = kernels.busyMs / steps / stepMs;
+  const stepTimes: number[] = [];
+  for (let i = 0; i < steps; i++) stepTimes.push(await timed(trainStep));
+  const total = stepTimes.reduce((a, b) => a + b, 0);
+  const stepMs = median(stepTimes); // medians throughout, as bench/torch_llama.py reports
+  const share = kernels.busyMs / total;
   const byOp = [...kernels.byOp.entries()]
     .sort((a, b) => b[1].ms - a[1].ms)
-    .map(([op, e]) => `${op} ${((100 * e.ms) / steps / stepMs).toFixed(0)}% (${fmt(e.flops / e.ms / 1e6)} GFLOP/s)`)
+    .map(([op, e]) => `${op} ${((100 * e.ms) / total).toFixed(0)}% (${fmt(e.flops / e.ms / 1e6)} GFLOP/s)`)
     .join(", ");
   const gflops = kernels.flops / steps / (kernels.busyMs / steps) / 1e6;
 
   await forward(model, { tokens, targets, B, T });
-  t0 = performance.now();
-  const nFwd = Math.max(3, steps);
-  for (let i = 0; i < nFwd; i++) await forward(model, { tokens, targets, B, T });
-  const fwdMs = (performance.now() - t0) / nFwd;
+  const fwdTimes: number[] = [];
+  for (let i = 0; i < Math.max(3, steps); i++) fwdTimes.push(await timed(() => forward(model, { tokens, targets, B, T })));
+  const fwdMs = median(fwdTimes);
 
   const promptLen = Math.min(16, T - 1);
   const prompts = Array.from({ length: B }, (_, b) => Array.from(data.subarray(b * (T + 1), b * (T + 1) + promptLen)));
   await generate(model, undefined, prompts, { maxNewTokens: 4, temperature: 1, stopTokens: [] });
-  t0 = performance.now();
-  const out = await generate(model, undefined, prompts, { maxNewTokens: T - promptLen, temperature: 1, stopTokens: [] });
-  const genMs = performance.now() - t0;
-  const nNew = out.reduce((a, s) => a + s[0].ids.length, 0);
+  let nNew = 0;
+  const genTimes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    genTimes.push(
+      await timed(async () => {
+        const out = await generate(model, undefined, prompts, { maxNewTokens: T - promptLen, temperature: 1, stopTokens: [], seed: i });
+        nNew = out.reduce((a, s) => a + s[0].ids.length, 0);
+      }),
+    );
+  }
+  const genMs = median(genTimes);
   await kernels.dispose();
   return {
     params: paramCount(cfg),
@@ -154,33 +173,46 @@ function benchTorch(bc: BenchConfig): TorchResult | string {
   return JSON.parse(line) as TorchResult;
 }
 
+// The machines this runs on are shared and noisy: run srlm and PyTorch alternately, `rounds` times,
+// and report every round's ratio and their median.
+const rounds = Number(args.rounds);
 for (const bc of configs) {
   if (args.only && args.only !== bc.name) continue;
   console.log(
     `\n== ${bc.name}: dim ${bc.dim}, ${bc.layers} layers, ${bc.heads} heads / ${bc.kvHeads} kv, MLP ${bc.hidden}, vocab ${bc.vocab}, batch ${bc.batch} × ${bc.seq}`,
   );
-  const s = await benchSrlm(bc);
-  console.log(`srlm   (${(s.params / 1e6).toFixed(2)}M params, onnxruntime kernels, 2 threads)`);
-  console.log(`  train step (fwd+bwd+AdamW): ${fmt(s.trainTokS)} tok/s  (${fmt(s.stepMs)} ms/step)`);
-  console.log(
-    `  matmul share of the step:   ${(s.matmulShare * 100).toFixed(0)}%  (kernels ran at ${fmt(s.matmulGflops)} GFLOP/s while busy)`,
-  );
-  console.log(`    by kernel: ${s.byOp}`);
-  console.log(`  forward:                    ${fmt(s.forwardTokS)} tok/s`);
-  console.log(`  sampling (KV cache):        ${fmt(s.sampleTokS)} new tok/s`);
-  if (args["no-torch"]) continue;
-  const t = benchTorch(bc);
-  if (typeof t === "string") {
-    console.log(`PyTorch baseline unavailable (${t}). Install it with: apt-get install -y python3-torch libopenblas0-pthread`);
-    continue;
+  const ratios: { train: number; forward: number; sample: number }[] = [];
+  for (let round = 1; round <= (args["no-torch"] ? 1 : rounds); round++) {
+    if (!args["no-torch"]) console.log(`-- round ${round}/${rounds}`);
+    const s = await benchSrlm(bc);
+    console.log(`srlm   (${(s.params / 1e6).toFixed(2)}M params, onnxruntime kernels, 2 threads)`);
+    console.log(`  train step (fwd+bwd+AdamW): ${fmt(s.trainTokS)} tok/s  (median ${fmt(s.stepMs)} ms/step)`);
+    console.log(
+      `  kernel share of the step:   ${(s.matmulShare * 100).toFixed(0)}%  (matrix products at ${fmt(s.matmulGflops)} GFLOP/s of kernel time)`,
+    );
+    console.log(`    by kernel: ${s.byOp}`);
+    console.log(`  forward:                    ${fmt(s.forwardTokS)} tok/s`);
+    console.log(`  sampling (KV cache):        ${fmt(s.sampleTokS)} new tok/s`);
+    if (args["no-torch"]) continue;
+    const t = benchTorch(bc);
+    if (typeof t === "string") {
+      console.log(`PyTorch baseline unavailable (${t}). Install it with: apt-get install -y python3-torch libopenblas0-pthread`);
+      break;
+    }
+    console.log(`PyTorch (eager, 2 threads; its 1024³ matmul: ${fmt(t.matmul_gflops)} GFLOP/s)`);
+    console.log(
+      `  train step: ${fmt(t.train_tok_s)} tok/s, matmul share ${((t.matmul_share_profiler ?? t.matmul_share_estimate) * 100).toFixed(0)}%`,
+    );
+    console.log(`  forward:    ${fmt(t.forward_tok_s)} tok/s`);
+    console.log(`  sampling:   ${fmt(t.sample_new_tok_s)} new tok/s`);
+    const r = { train: s.trainTokS / t.train_tok_s, forward: s.forwardTokS / t.forward_tok_s, sample: s.sampleTokS / t.sample_new_tok_s };
+    ratios.push(r);
+    console.log(`ratio srlm / PyTorch: train ${r.train.toFixed(2)}×, forward ${r.forward.toFixed(2)}×, sampling ${r.sample.toFixed(2)}×`);
   }
-  console.log(`PyTorch (eager, 2 threads; its 1024³ matmul: ${fmt(t.matmul_gflops)} GFLOP/s)`);
-  console.log(
-    `  train step: ${fmt(t.train_tok_s)} tok/s, matmul share ${((t.matmul_share_profiler ?? t.matmul_share_estimate) * 100).toFixed(0)}%`,
-  );
-  console.log(`  forward:    ${fmt(t.forward_tok_s)} tok/s`);
-  console.log(`  sampling:   ${fmt(t.sample_new_tok_s)} new tok/s`);
-  console.log(
-    `ratio srlm / PyTorch: train ${(s.trainTokS / t.train_tok_s).toFixed(2)}×, forward ${(s.forwardTokS / t.forward_tok_s).toFixed(2)}×, sampling ${(s.sampleTokS / t.sample_new_tok_s).toFixed(2)}×`,
-  );
+  if (ratios.length > 1) {
+    const m = (k: "train" | "forward" | "sample") => median(ratios.map((r) => r[k])).toFixed(2);
+    console.log(
+      `${bc.name}: median ratio srlm / PyTorch over ${ratios.length} rounds: train ${m("train")}×, forward ${m("forward")}×, sampling ${m("sample")}×`,
+    );
+  }
 }

@@ -26,7 +26,7 @@ import {
 } from "../engine/ops.js";
 import { composedBlocks } from "./blocks.js";
 import type { LlamaConfig } from "./config.js";
-import type { LlamaParams } from "./params.js";
+import { type LayerParams, type LlamaParams, toNamed } from "./params.js";
 
 export interface LlamaModel {
   readonly config: LlamaConfig;
@@ -161,11 +161,12 @@ function dims(model: LlamaModel, B: number, T: number): BlockDims {
 }
 
 /**
- * Backward from dlogp (B, T) = d(loss)/d(logp) to every parameter. Gradients are ADDED into
- * `grads` (same layout as the params; use `zerosLike`), so micro-batches accumulate. With tied
- * embeddings grads.lmHead and grads.embed are the same array and both contributions land there.
+ * Backward from dlogp (B, T) = d(loss)/d(logp) to every parameter. Without `into`, returns fresh
+ * gradients in the params' layout (built from the kernels' outputs: no zero-filling, no adds). With
+ * `into` (e.g. from `zerosLike`), ADDS the gradients there and returns it, so micro-batches
+ * accumulate. With tied embeddings `lmHead` and `embed` are one array holding both contributions.
  */
-export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Array, grads: LlamaParams): Promise<void> {
+export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Array, into?: LlamaParams): Promise<LlamaParams> {
   const { config: c, params: p, kernels: kn } = model;
   const { B, T } = tape;
   const N = B * T;
@@ -178,35 +179,46 @@ export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Arra
   // dW_head (V, C) = dlogits^T @ hf ; dhf (N, C) = dlogits @ W_head
   const dHead = await kn.matmul(dlogits, tape.hf, V, N, C, { transA: true });
   const dhf = await kn.matmul(dlogits, p.lmHead, N, V, C);
-  addInto(grads.lmHead, dHead);
+  const dNormF = new Float32Array(C);
   let dx: Float32Array = new Float32Array(N * C);
-  rmsnormBackward(dhf, tape.xf, p.norm, tape.rstdf, N, C, dx, grads.norm);
+  rmsnormBackward(dhf, tape.xf, p.norm, tape.rstdf, N, C, dx, dNormF);
 
   const blocks = kn.blocks ?? composedBlocks(kn);
   const d = dims(model, B, T);
+  const layers: LayerParams[] = new Array(c.nLayers);
   for (let l = c.nLayers - 1; l >= 0; l--) {
     const lp = p.layers[l];
     const tp = tape.layers[l];
-    const g = grads.layers[l];
     const mg = await blocks.mlpBackward(dx, tp.x2, tp.mlp, lp, d);
-    addInto(g.wGate, mg.dWGate);
-    addInto(g.wUp, mg.dWUp);
-    addInto(g.wDown, mg.dWDown);
-    addInto(g.postNorm, mg.dNorm);
     const ag = await blocks.attnBackward(mg.dx, tp.x, tp.attn, lp, d);
-    addInto(g.wq, ag.dWq);
-    addInto(g.wk, ag.dWk);
-    addInto(g.wv, ag.dWv);
-    addInto(g.wo, ag.dWo);
-    addInto(g.inputNorm, ag.dNorm);
-    if (g.bq) addInto(g.bq, ag.dbq);
-    if (g.bk) addInto(g.bk, ag.dbk);
-    if (g.bv) addInto(g.bv, ag.dbv);
+    layers[l] = {
+      inputNorm: ag.dNorm,
+      wq: ag.dWq,
+      wk: ag.dWk,
+      wv: ag.dWv,
+      wo: ag.dWo,
+      postNorm: mg.dNorm,
+      wGate: mg.dWGate,
+      wUp: mg.dWUp,
+      wDown: mg.dWDown,
+      ...(c.qkvBias ? { bq: ag.dbq, bk: ag.dbk, bv: ag.dbv } : {}),
+    };
     dx = ag.dx;
   }
 
-  // embedding: scatter-add rows
-  embeddingBackward(dx, tape.tokens, N, C, grads.embed);
+  // embedding: scatter-add rows; a tied head adds its gradient to the same matrix
+  const dEmbed = c.tieEmbeddings ? dHead : new Float32Array(V * C);
+  embeddingBackward(dx, tape.tokens, N, C, dEmbed);
+  const grads: LlamaParams = { embed: dEmbed, layers, norm: dNormF, lmHead: c.tieEmbeddings ? dEmbed : dHead };
+  if (!into) return grads;
+  addGrads(c, into, grads);
+  return into;
+}
+
+/** into += g, tensor by tensor (tied embeddings added once). */
+export function addGrads(c: LlamaConfig, into: LlamaParams, g: LlamaParams): void {
+  const src = toNamed(c, g);
+  toNamed(c, into).forEach((t, i) => addInto(t.data, src[i].data));
 }
 
 /**

@@ -3,7 +3,6 @@
  * global-norm clipping, AdamW. The full trainer (schedules, accumulation, checkpoints) builds on it.
  */
 import { backward, forward, type LlamaModel } from "../model/llama.js";
-import { zerosLike } from "../model/params.js";
 import { type AdamWConfig, type AdamWState, adamwStep, clipFactor } from "./adamw.js";
 
 export interface LmBatch {
@@ -45,8 +44,7 @@ export async function lmStep(
   // d(mean NLL)/d(logp) = −1/count at every target position
   const dlogp = new Float32Array(B * T);
   for (let i = 0; i < B * T; i++) if (targets[i] >= 0) dlogp[i] = -1 / count;
-  const grads = zerosLike(model.config);
-  await backward(model, r.tape!, dlogp, grads);
+  const grads = await backward(model, r.tape!, dlogp);
   const { norm: gradNorm, scale } = clipFactor(model.config, grads, opts.maxGradNorm ?? 1);
   const loss = sum / count;
   if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
