@@ -79,16 +79,18 @@ export interface BlockDims {
   rope: { cos: Float32Array; sin: Float32Array };
 }
 
-/** out = x + o_proj(attention(...)); the rest is saved for the backward. */
+/** out = x + o_proj(attention(...)); k, v feed a KV cache; `saved` (when kept) feeds the backward. */
 export interface AttnBlockOut {
-  h: Float32Array; // (N, C) normed input
-  rstd: Float32Array; // (N)
-  q: Float32Array; // (B·KV, G·T, hd) post-RoPE queries, grouped
+  out: Float32Array; // (N, C)
   k: Float32Array; // (B·KV, T, hd) post-RoPE keys
   v: Float32Array; // (B·KV, T, hd)
-  p: Float32Array; // (B·KV, G·T, T) attention probabilities
-  attn: Float32Array; // (N, H·hd) before o_proj
-  out: Float32Array; // (N, C)
+  saved?: {
+    h: Float32Array; // (N, C) normed input
+    rstd: Float32Array; // (N)
+    q: Float32Array; // (B·KV, G·T, hd) post-RoPE queries, grouped
+    p: Float32Array; // (B·KV, G·T, T) attention probabilities
+    attn: Float32Array; // (N, H·hd) before o_proj
+  };
 }
 
 export interface AttnBlockGrads {
@@ -103,14 +105,16 @@ export interface AttnBlockGrads {
   dNorm: Float32Array; // (C)
 }
 
-/** out = x + mlp(rmsnorm(x)); the rest is saved for the backward. */
+/** out = x + mlp(rmsnorm(x)); `saved` (when kept) feeds the backward. */
 export interface MlpBlockOut {
-  h: Float32Array; // (N, C)
-  rstd: Float32Array; // (N)
-  gate: Float32Array; // (N, Hm)
-  up: Float32Array; // (N, Hm)
-  act: Float32Array; // (N, Hm)
   out: Float32Array; // (N, C)
+  saved?: {
+    h: Float32Array; // (N, C)
+    rstd: Float32Array; // (N)
+    gate: Float32Array; // (N, Hm)
+    up: Float32Array; // (N, Hm)
+    act: Float32Array; // (N, Hm)
+  };
 }
 
 export interface MlpBlockGrads {
@@ -127,10 +131,17 @@ export interface MlpBlockGrads {
  * composes the same computation from the finer kernels (src/model/blocks.ts), which is also the
  * readable reference.
  */
+/** The saved activations of a block half; a clear error when the forward did not keep them. */
+export function savedOf<T>(o: { saved?: T }, what: string): T {
+  if (!o.saved) throw new Error(`${what}: the forward ran without keeping activations (pass keep = true / train: true)`);
+  return o.saved;
+}
+
 export interface BlockKernels {
-  attnForward(x: Float32Array, w: AttnWeights, d: BlockDims): Promise<AttnBlockOut>;
+  /** `keep`: also return what the backward needs (training); without it only out, k, v. */
+  attnForward(x: Float32Array, w: AttnWeights, d: BlockDims, keep: boolean): Promise<AttnBlockOut>;
   attnBackward(dout: Float32Array, x: Float32Array, saved: AttnBlockOut, w: AttnWeights, d: BlockDims): Promise<AttnBlockGrads>;
-  mlpForward(x: Float32Array, w: MlpWeights, d: BlockDims): Promise<MlpBlockOut>;
+  mlpForward(x: Float32Array, w: MlpWeights, d: BlockDims, keep: boolean): Promise<MlpBlockOut>;
   mlpBackward(dout: Float32Array, x: Float32Array, saved: MlpBlockOut, w: MlpWeights, d: BlockDims): Promise<MlpBlockGrads>;
 }
 

@@ -261,7 +261,19 @@ function ropeNodes(x: string, y: string, p: string, inverse = false): Node[] {
  * Saved for the backward: h (N, C), rstd (N, 1), q (BK, GT, hd), k, v (BK, T, hd), p (BK, GT, T), attn (N, H·hd).
  * cos, sin: (T, 1, hd) full-width tables; mask (GT, T) additive causal mask.
  */
-export function attnBlockForwardGraph(scale: number): Uint8Array {
+export function attnBlockForwardGraph(scale: number, keep = true): Uint8Array {
+  const outputs: [string, (string | number)[]][] = [
+    ["h", ["N", "C"]],
+    ["rstd", ["N", 1]],
+    ["q", ["BK", "GT", "D"]],
+    ["k", ["BK", "T", "D"]],
+    ["v", ["BK", "T", "D"]],
+    ["p", ["BK", "GT", "T"]],
+    ["attn", ["N", "HD"]],
+    ["out", ["N", "C"]],
+  ];
+  // Inference returns only what a KV cache and the next half need: nothing else is copied out.
+  const wanted = keep ? outputs : outputs.filter(([n]) => n === "k" || n === "v" || n === "out");
   return model(
     "srlm_attn_block_fwd",
     [
@@ -316,16 +328,7 @@ export function attnBlockForwardGraph(scale: number): Uint8Array {
       shape("sO5", 5),
       shape("sN", 2),
     ],
-    [
-      ["h", ["N", "C"]],
-      ["rstd", ["N", 1]],
-      ["q", ["BK", "GT", "D"]],
-      ["k", ["BK", "T", "D"]],
-      ["v", ["BK", "T", "D"]],
-      ["p", ["BK", "GT", "T"]],
-      ["attn", ["N", "HD"]],
-      ["out", ["N", "C"]],
-    ],
+    wanted,
   );
 }
 
@@ -414,7 +417,15 @@ export function attnBlockBackwardGraph(scale: number): Uint8Array {
 }
 
 /** MLP half of a block: out = x2 + down(silu(gate(h2))·up(h2)), h2 = rmsnorm(x2). */
-export function mlpBlockForwardGraph(): Uint8Array {
+export function mlpBlockForwardGraph(keep = true): Uint8Array {
+  const outputs: [string, (string | number)[]][] = [
+    ["h", ["N", "C"]],
+    ["rstd", ["N", 1]],
+    ["gate", ["N", "H"]],
+    ["up", ["N", "H"]],
+    ["act", ["N", "H"]],
+    ["out", ["N", "C"]],
+  ];
   return model(
     "srlm_mlp_block_fwd",
     [
@@ -435,14 +446,7 @@ export function mlpBlockForwardGraph(): Uint8Array {
       ["wd", ["C", "H"]],
       ["eps", [1]],
     ],
-    [
-      ["h", ["N", "C"]],
-      ["rstd", ["N", 1]],
-      ["gate", ["N", "H"]],
-      ["up", ["N", "H"]],
-      ["act", ["N", "H"]],
-      ["out", ["N", "C"]],
-    ],
+    keep ? outputs : outputs.filter(([n]) => n === "out"),
   );
 }
 

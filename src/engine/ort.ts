@@ -44,7 +44,7 @@ import type {
   MlpSaved,
   MlpWeights,
 } from "./kernels.js";
-import { ReferenceKernels } from "./kernels.js";
+import { ReferenceKernels, savedOf } from "./kernels.js";
 import { encodeModel } from "./onnx-proto.js";
 import {
   attentionBackwardGraph,
@@ -150,9 +150,9 @@ export class OrtKernels implements Kernels {
   private readonly zeros = new Map<number, Float32Array>();
   /** Whole-block kernels: each half of a transformer block is one graph call. */
   readonly blocks: BlockKernels = {
-    attnForward: (x, w, d) => this.attnBlockForward(x, w, d),
+    attnForward: (x, w, d, keep) => this.attnBlockForward(x, w, d, keep),
     attnBackward: (dout, x, saved, w, d) => this.attnBlockBackward(dout, x, saved, w, d),
-    mlpForward: (x, w, d) => this.mlpBlockForward(x, w, d),
+    mlpForward: (x, w, d, keep) => this.mlpBlockForward(x, w, d, keep),
     mlpBackward: (dout, x, saved, w, d) => this.mlpBlockBackward(dout, x, saved, w, d),
   };
   private readonly onesCache = new Map<number, Float32Array>();
@@ -327,14 +327,14 @@ export class OrtKernels implements Kernels {
     return r.o;
   }
 
-  private async attnBlockForward(x: Float32Array, w: AttnWeights, d: BlockDims): Promise<AttnBlockOut> {
+  private async attnBlockForward(x: Float32Array, w: AttnWeights, d: BlockDims, keep: boolean): Promise<AttnBlockOut> {
     const { B, T, C, H, KV, hd } = d;
     const N = B * T;
     const G = H / KV;
     expectSize("attnForward", { x: [x, N * C] });
     const scale = 1 / Math.sqrt(hd);
     const { cos, sin } = this.ropeTables(d);
-    const r = await this.runGraph(`attn_block_fwd:${Math.fround(scale)}`, () => attnBlockForwardGraph(scale), {
+    const r = await this.runGraph(`attn_block_fwd:${keep}:${Math.fround(scale)}`, () => attnBlockForwardGraph(scale, keep), {
       x: this.t(x, [N, C]),
       wn: this.t(w.inputNorm, [C]),
       wq: this.t(w.wq, [H * hd, C]),
@@ -356,16 +356,17 @@ export class OrtKernels implements Kernels {
       sO5: this.shape([B, KV, G, T, hd]),
       sN: this.shape([N, H * hd]),
     });
-    return { h: r.h, rstd: r.rstd, q: r.q, k: r.k, v: r.v, p: r.p, attn: r.attn, out: r.out };
+    return { out: r.out, k: r.k, v: r.v, saved: keep ? { h: r.h, rstd: r.rstd, q: r.q, p: r.p, attn: r.attn } : undefined };
   }
 
   private async attnBlockBackward(
     dout: Float32Array,
     x: Float32Array,
-    s: AttnBlockOut,
+    fwd: AttnBlockOut,
     w: AttnWeights,
     d: BlockDims,
   ): Promise<AttnBlockGrads> {
+    const s = savedOf(fwd, "attention backward");
     const { B, T, C, H, KV, hd } = d;
     const N = B * T;
     const G = H / KV;
@@ -383,8 +384,8 @@ export class OrtKernels implements Kernels {
       wv: this.t(w.wv, [KV * hd, C]),
       wo: this.t(w.wo, [C, H * hd]),
       q: this.t(s.q, [B * KV, G * T, hd]),
-      k: this.t(s.k, [B * KV, T, hd]),
-      v: this.t(s.v, [B * KV, T, hd]),
+      k: this.t(fwd.k, [B * KV, T, hd]),
+      v: this.t(fwd.v, [B * KV, T, hd]),
       p: this.t(s.p, [B * KV, G * T, T]),
       attn: this.t(s.attn, [N, H * hd]),
       cos: this.t(cos, [T, 1, hd]),
@@ -402,11 +403,11 @@ export class OrtKernels implements Kernels {
     return { dx: r.dx, dWq: r.dWq, dWk: r.dWk, dWv: r.dWv, dWo: r.dWo, dbq: r.dbq, dbk: r.dbk, dbv: r.dbv, dNorm: r.dwn };
   }
 
-  private async mlpBlockForward(x: Float32Array, w: MlpWeights, d: BlockDims): Promise<MlpBlockOut> {
+  private async mlpBlockForward(x: Float32Array, w: MlpWeights, d: BlockDims, keep: boolean): Promise<MlpBlockOut> {
     const { B, T, C, Hm } = d;
     const N = B * T;
     expectSize("mlpBlockForward", { x: [x, N * C] });
-    const r = await this.runGraph("mlp_block_fwd", mlpBlockForwardGraph, {
+    const r = await this.runGraph(`mlp_block_fwd:${keep}`, () => mlpBlockForwardGraph(keep), {
       x: this.t(x, [N, C]),
       wn: this.t(w.postNorm, [C]),
       wg: this.t(w.wGate, [Hm, C]),
@@ -414,10 +415,17 @@ export class OrtKernels implements Kernels {
       wd: this.t(w.wDown, [C, Hm]),
       eps: this.t(Float32Array.of(d.eps), [1]),
     });
-    return { h: r.h, rstd: r.rstd, gate: r.gate, up: r.up, act: r.act, out: r.out };
+    return { out: r.out, saved: keep ? { h: r.h, rstd: r.rstd, gate: r.gate, up: r.up, act: r.act } : undefined };
   }
 
-  private async mlpBlockBackward(dout: Float32Array, x: Float32Array, s: MlpBlockOut, w: MlpWeights, d: BlockDims): Promise<MlpBlockGrads> {
+  private async mlpBlockBackward(
+    dout: Float32Array,
+    x: Float32Array,
+    fwd: MlpBlockOut,
+    w: MlpWeights,
+    d: BlockDims,
+  ): Promise<MlpBlockGrads> {
+    const s = savedOf(fwd, "MLP backward");
     const { B, T, C, Hm } = d;
     const N = B * T;
     expectSize("mlpBlockBackward", { dout: [dout, N * C], x: [x, N * C] });

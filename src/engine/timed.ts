@@ -27,9 +27,9 @@ export class TimedKernels implements Kernels {
         2 * d.B * d.T * d.C * (2 * d.H * d.hd + 2 * d.KV * d.hd) + 4 * d.B * d.H * d.T * d.T * d.hd;
       const mlpF = (d: { B: number; T: number; C: number; Hm: number }) => 6 * d.B * d.T * d.C * d.Hm;
       this.blocks = {
-        attnForward: (x, w, d) => this.track(attnF(d), () => b.attnForward(x, w, d), "attnBlockForward"),
+        attnForward: (x, w, d, keep) => this.track(attnF(d), () => b.attnForward(x, w, d, keep), "attnBlockForward"),
         attnBackward: (dout, x, s, w, d) => this.track(2 * attnF(d), () => b.attnBackward(dout, x, s, w, d), "attnBlockBackward"),
-        mlpForward: (x, w, d) => this.track(mlpF(d), () => b.mlpForward(x, w, d), "mlpBlockForward"),
+        mlpForward: (x, w, d, keep) => this.track(mlpF(d), () => b.mlpForward(x, w, d, keep), "mlpBlockForward"),
         mlpBackward: (dout, x, s, w, d) => this.track(2 * mlpF(d), () => b.mlpBackward(dout, x, s, w, d), "mlpBlockBackward"),
       };
     }

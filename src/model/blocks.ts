@@ -18,18 +18,19 @@ import type {
   MlpBlockOut,
   MlpWeights,
 } from "../engine/kernels.js";
+import { savedOf } from "../engine/kernels.js";
 import { addBias, addTo, biasBackward, fromGrouped, rmsnormBackward, rmsnormForward, toGrouped } from "../engine/ops.js";
 
 export function composedBlocks(kn: Kernels): BlockKernels {
   return {
-    attnForward: (x, w, d) => attnForward(kn, x, w, d),
+    attnForward: (x, w, d, keep) => attnForward(kn, x, w, d, keep),
     attnBackward: (dout, x, saved, w, d) => attnBackward(kn, dout, x, saved, w, d),
-    mlpForward: (x, w, d) => mlpForward(kn, x, w, d),
+    mlpForward: (x, w, d, keep) => mlpForward(kn, x, w, d, keep),
     mlpBackward: (dout, x, saved, w, d) => mlpBackward(kn, dout, x, saved, w, d),
   };
 }
 
-async function attnForward(kn: Kernels, x: Float32Array, w: AttnWeights, d: BlockDims): Promise<AttnBlockOut> {
+async function attnForward(kn: Kernels, x: Float32Array, w: AttnWeights, d: BlockDims, keep: boolean): Promise<AttnBlockOut> {
   const { B, T, C, H, KV, hd } = d;
   const N = B * T;
   const G = H / KV;
@@ -57,25 +58,26 @@ async function attnForward(kn: Kernels, x: Float32Array, w: AttnWeights, d: Bloc
   fromGrouped(o, attn, B, T, H, G, hd);
   const out = await kn.matmul(attn, w.wo, N, H * hd, C, { transB: true }); // (N, C)
   addTo(out, out, x); // residual
-  return { h, rstd, q, k, v, p, attn, out };
+  return { out, k, v, saved: keep ? { h, rstd, q, p, attn } : undefined };
 }
 
 async function attnBackward(
   kn: Kernels,
   dout: Float32Array,
   x: Float32Array,
-  s: AttnBlockOut,
+  fwd: AttnBlockOut,
   w: AttnWeights,
   d: BlockDims,
 ): Promise<AttnBlockGrads> {
   const { B, T, C, H, KV, hd } = d;
+  const s = savedOf(fwd, "attention backward");
   const N = B * T;
   const G = H / KV;
   const dWo = await kn.matmul(dout, s.attn, C, N, H * hd, { transA: true }); // (C, H·hd)
   const dattn = await kn.matmul(dout, w.wo, N, C, H * hd); // (N, H·hd)
   const dO = new Float32Array(N * H * hd); // grouped (B·KV, G·T, hd)
   toGrouped(dattn, dO, B, T, H, G, hd);
-  const g = await kn.attentionBackward(dO, s.q, s.k, s.v, s.p, B * KV, G, T, hd, 1 / Math.sqrt(hd));
+  const g = await kn.attentionBackward(dO, s.q, fwd.k, fwd.v, s.p, B * KV, G, T, hd, 1 / Math.sqrt(hd));
   // Un-rotate and ungroup to (N, H·hd) and (N, KV·hd).
   const dq = new Float32Array(N * H * hd);
   const dk = new Float32Array(N * KV * hd);
@@ -104,7 +106,7 @@ async function attnBackward(
   return { dx, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dNorm };
 }
 
-async function mlpForward(kn: Kernels, x: Float32Array, w: MlpWeights, d: BlockDims): Promise<MlpBlockOut> {
+async function mlpForward(kn: Kernels, x: Float32Array, w: MlpWeights, d: BlockDims, keep: boolean): Promise<MlpBlockOut> {
   const { B, T, C, Hm } = d;
   const N = B * T;
   const h = new Float32Array(N * C);
@@ -112,18 +114,19 @@ async function mlpForward(kn: Kernels, x: Float32Array, w: MlpWeights, d: BlockD
   rmsnormForward(x, w.postNorm, N, C, d.eps, h, rstd);
   const { gate, up, act, out } = await kn.mlpForward(h, w.wGate, w.wUp, w.wDown, N, C, Hm); // out (N, C)
   addTo(out, out, x); // residual
-  return { h, rstd, gate, up, act, out };
+  return { out, saved: keep ? { h, rstd, gate, up, act } : undefined };
 }
 
 async function mlpBackward(
   kn: Kernels,
   dout: Float32Array,
   x: Float32Array,
-  s: MlpBlockOut,
+  fwd: MlpBlockOut,
   w: MlpWeights,
   d: BlockDims,
 ): Promise<MlpBlockGrads> {
   const { B, T, C, Hm } = d;
+  const s = savedOf(fwd, "MLP backward");
   const N = B * T;
   const g = await kn.mlpBackward(dout, s.h, s, w.wGate, w.wUp, w.wDown, N, C, Hm);
   const dx = dout.slice(); // residual path, plus the norm's backward below

@@ -123,8 +123,9 @@ export async function forward(model: LlamaModel, input: ForwardInput, opts: Forw
   const blocks = kn.blocks ?? composedBlocks(kn);
   const d = dims(model, B, T);
   for (const lp of p.layers) {
-    const attn = await blocks.attnForward(x, lp, d); // attn.out = x2 (N, C)
-    const mlp = await blocks.mlpForward(attn.out, lp, d); // mlp.out (N, C)
+    const keep = !!opts.train;
+    const attn = await blocks.attnForward(x, lp, d, keep); // attn.out = x2 (N, C)
+    const mlp = await blocks.mlpForward(attn.out, lp, d, keep); // mlp.out (N, C)
     if (opts.train) tapes.push({ x, x2: attn.out, attn, mlp });
     if (opts.captureKv) kvs.push({ k: attn.k, v: attn.v });
     x = mlp.out;

@@ -1,5 +1,6 @@
 // The fused onnxruntime graphs (SwiGLU MLP, causal attention, cached attention) equal the
 // reference compositions of matmul + TypeScript element-wise ops.
+import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ReferenceKernels, referenceCachedAttention } from "../../src/engine/kernels.js";
 import { createKernels } from "../../src/engine/ort.js";
@@ -66,5 +67,54 @@ test("cached (decoding) attention equals the reference, masked positions ignored
   const k2 = k.slice();
   for (let b = 0; b < BK; b++) k2.fill(1e3, (b * L + b + 1) * hd, (b + 1) * L * hd);
   assertAllClose(await ort.cachedAttention(q, k2, v, mask, BK, G, L, hd, 0.5), a, "o with garbage beyond the mask");
+  await ort.dispose();
+});
+
+test("whole-block onnxruntime graphs equal the composed TypeScript blocks (forward, inference forward, backward)", async () => {
+  const { composedBlocks } = await import("../../src/model/blocks.js");
+  const { ropeTables } = await import("../../src/engine/ops.js");
+  const ort = await createKernels("ort");
+  const ortBlocks = ort.blocks!;
+  const refBlocks = composedBlocks(ref);
+  for (const [B, T, C, H, KV, hd, Hm, bias] of [
+    [2, 5, 8, 4, 2, 2, 12, false],
+    [3, 7, 12, 3, 1, 4, 20, true],
+  ] as [number, number, number, number, number, number, number, boolean][]) {
+    const d = { B, T, C, H, KV, hd, Hm, eps: 1e-5, rope: ropeTables(16, hd, 10000) };
+    const N = B * T;
+    const w = {
+      inputNorm: rand(C, 20, 0.2).map((v) => 1 + v),
+      wq: rand(H * hd * C, 21, 0.4),
+      wk: rand(KV * hd * C, 22, 0.4),
+      wv: rand(KV * hd * C, 23, 0.4),
+      wo: rand(C * H * hd, 24, 0.4),
+      ...(bias ? { bq: rand(H * hd, 25), bk: rand(KV * hd, 26), bv: rand(KV * hd, 27) } : {}),
+      postNorm: rand(C, 28, 0.2).map((v) => 1 + v),
+      wGate: rand(Hm * C, 29, 0.4),
+      wUp: rand(Hm * C, 30, 0.4),
+      wDown: rand(C * Hm, 31, 0.4),
+    };
+    const x = rand(N * C, 32);
+    const tag = `B${B} T${T} C${C} H${H}/${KV} bias ${bias}`;
+    const a = await ortBlocks.attnForward(x, w, d, true);
+    const b = await refBlocks.attnForward(x, w, d, true);
+    for (const k of ["out", "k", "v"] as const) assertAllClose(a[k], b[k], `attn ${k} ${tag}`);
+    for (const k of ["h", "rstd", "q", "p", "attn"] as const) assertAllClose(a.saved![k], b.saved![k], `attn saved ${k} ${tag}`);
+    const lean = await ortBlocks.attnForward(x, w, d, false);
+    assertAllClose(lean.out, a.out, `attn inference out ${tag}`);
+    const m = await ortBlocks.mlpForward(a.out, w, d, true);
+    const mr = await refBlocks.mlpForward(b.out, w, d, true);
+    assertAllClose(m.out, mr.out, `mlp out ${tag}`);
+    const dout = rand(N * C, 33);
+    const mg = await ortBlocks.mlpBackward(dout, a.out, m, w, d);
+    const mgr = await refBlocks.mlpBackward(dout, b.out, mr, w, d);
+    for (const k of ["dx", "dWGate", "dWUp", "dWDown", "dNorm"] as const) assertAllClose(mg[k], mgr[k], `mlp ${k} ${tag}`, 1e-4, 1e-5);
+    const ag = await ortBlocks.attnBackward(mg.dx, x, a, w, d);
+    const agr = await refBlocks.attnBackward(mgr.dx, x, b, w, d);
+    for (const k of ["dx", "dWq", "dWk", "dWv", "dWo", "dNorm", ...(bias ? (["dbq", "dbk", "dbv"] as const) : [])] as const) {
+      assertAllClose(ag[k], agr[k], `attn ${k} ${tag}`, 1e-4, 1e-5);
+    }
+    await assert.rejects(ortBlocks.attnBackward(dout, x, lean, w, d), /without keeping activations/);
+  }
   await ort.dispose();
 });
