@@ -219,7 +219,7 @@ export async function backward(model: LlamaModel, tape: Tape, dlogp: Float32Arra
 /** into += g, tensor by tensor (tied embeddings added once). */
 export function addGrads(c: LlamaConfig, into: LlamaParams, g: LlamaParams): void {
   const src = toNamed(c, g);
-  toNamed(c, into).forEach((t, i) => addInto(t.data, src[i].data));
+  for (const [i, t] of toNamed(c, into).entries()) addInto(t.data, src[i].data);
 }
 
 /**

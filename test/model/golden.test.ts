@@ -59,7 +59,7 @@ for (const kind of ["reference", "ort"] as const) {
       for (const t of names) assertAllClose(t.data, g.grads[t.name], `grad ${t.name}`, 1e-3, 1e-5);
       // fresh gradients (no accumulator) are the same numbers
       const fresh = toNamed(cfg, await backward(model, r.tape!, Float32Array.from(g.weights)));
-      fresh.forEach((t, i) => assertAllClose(t.data, names[i].data, `fresh grad ${t.name}`, 1e-6, 1e-7));
+      for (const [i, t] of fresh.entries()) assertAllClose(t.data, names[i].data, `fresh grad ${t.name}`, 1e-6, 1e-7);
       await kernels.dispose();
     });
   }
