@@ -1,10 +1,10 @@
 /**
  * Engine benchmark: srlm's builtin engine against plain eager PyTorch (bench/torch_llama.py) on the
- * same architecture and batch, measured in the same run. Prints tokens/s for a training step
+ * same architecture and batch, alternating in the same run. Prints tokens/s for a training step
  * (forward + backward + AdamW), a forward pass and KV-cache sampling, the share of the step spent in
- * matmul kernels, and the ratio srlm / PyTorch.
+ * kernels (per kernel), and the ratio srlm / PyTorch per round and its median.
  *
- *   npm run bench                 # both configs
+ *   npm run bench                                  # both configs, 3 rounds
  *   npm run bench -- --only sandbox --steps 5 --no-torch
  */
 import { spawnSync } from "node:child_process";
@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     steps: { type: "string", default: "8" },
     "no-torch": { type: "boolean", default: false },
-    rounds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
   },
 });

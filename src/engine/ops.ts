@@ -241,7 +241,7 @@ export function biasBackward(dy: Float32Array, rows: number, n: number, db: Floa
  * heads sharing one kv head are stacked (row g·T + t holds head kv·G + g at position t). With `rope`
  * each head vector is rotated by its position (sign +1), as it is copied.
  * Kept out of the async model code: locals in an async function live in its heap context, and
- * these loops run ~5× faster in a plain function.
+ * these loops run several times faster in a plain function.
  */
 export function toGrouped(
   src: Float32Array,
