@@ -43,18 +43,78 @@ function model(name: string, nodes: Node[], inputs: Input[], outputs: [string, (
   });
 }
 
+/** act = silu(gate)·up with gate = h Wg^T, up = h Wu^T; `out` = act Wd^T.  (Graph names: h, wg, wu, wd.) */
+function mlpNodes(out: string): Node[] {
+  return [
+    mm("g", "h", "wg", "gate", { transB: true }), // (N, Hm)
+    mm("u", "h", "wu", "up", { transB: true }), // (N, Hm)
+    op("Sigmoid", ["gate"], "sig"),
+    op("Mul", ["gate", "sig"], "silu"),
+    op("Mul", ["silu", "up"], "act"),
+    mm("d", "act", "wd", out, { transB: true }), // (N, C)
+  ];
+}
+
+/**
+ * MLP backward from dout (N, C):
+ *   dWd = dout^T act, dact = dout Wd, s = σ(gate),
+ *   dup = dact·gate·s, dgate = dact·up·s·(1 + gate·(1 − s)),
+ *   dWg = dgate^T h, dWu = dup^T h, dh = dgate Wg + dup Wu.
+ */
+function mlpBackwardNodes(): Node[] {
+  return [
+    mm("dwd", "dout", "act", "dWd", { transA: true }), // (C, Hm)
+    mm("dact", "dout", "wd", "dact"), // (N, Hm)
+    op("Sigmoid", ["gate"], "s"),
+    op("Mul", ["gate", "s"], "silu"),
+    op("Mul", ["dact", "silu"], "dup"),
+    op("Sub", ["one", "s"], "oms"), // 1 − s
+    op("Mul", ["gate", "oms"], "goms"),
+    op("Add", ["one", "goms"], "opg"), // 1 + gate(1 − s)
+    op("Mul", ["s", "opg"], "dsilu"),
+    op("Mul", ["dact", "up"], "dau"),
+    op("Mul", ["dau", "dsilu"], "dgate"),
+    mm("dwg", "dgate", "h", "dWg", { transA: true }), // (Hm, C)
+    mm("dwu", "dup", "h", "dWu", { transA: true }), // (Hm, C)
+    mm("dhg", "dgate", "wg", "dhg"), // (N, C)
+    mm("dhu", "dup", "wu", "dhu"),
+    op("Add", ["dhg", "dhu"], "dh"),
+  ];
+}
+
+/** p = softmax(scale · q k^T + mask), o = p v over the last axis. (Graph names: q, k, v, mask.) */
+function attentionNodes(scale: number): Node[] {
+  return [
+    mm("s", "q", "k", "s", { transB: true, alpha: scale }),
+    op("Add", ["s", "mask"], "sm"),
+    op("Softmax", ["sm"], "p", [{ name: "axis", type: "int", value: -1 }]),
+    mm("o", "p", "v", "o"),
+  ];
+}
+
+/**
+ * Attention backward from dO: dP = dO v^T, dS = p·(dP − rowsum(dP·p)), dQ = scale·dS k,
+ * dK = scale·dS^T q, dV = p^T dO. The row sum is a product with a ones column (T, 1), which keeps
+ * the graph to opset-17 basics.
+ */
+function attentionBackwardNodes(scale: number, dq: string, dk: string, dv: string): Node[] {
+  return [
+    mm("dp", "dO", "v", "dP", { transB: true }), // (BK, GT, T)
+    op("Mul", ["dP", "p"], "dpp"),
+    mm("rs", "dpp", "ones", "rowsum"), // (BK, GT, 1)
+    op("Sub", ["dP", "rowsum"], "dpc"),
+    op("Mul", ["p", "dpc"], "dS"),
+    mm("dq", "dS", "k", dq, { alpha: scale }), // (BK, GT, hd)
+    mm("dk", "dS", "q", dk, { transA: true, alpha: scale }), // (BK, T, hd)
+    mm("dv", "p", "dO", dv, { transA: true }), // (BK, T, hd)
+  ];
+}
+
 /** gate = h Wg^T, up = h Wu^T, act = silu(gate)·up, out = act Wd^T.  h (N, C), W* HF (out, in). */
 export function mlpForwardGraph(): Uint8Array {
   return model(
     "srlm_mlp_fwd",
-    [
-      mm("g", "h", "wg", "gate", { transB: true }), // (N, Hm)
-      mm("u", "h", "wu", "up", { transB: true }), // (N, Hm)
-      op("Sigmoid", ["gate"], "sig"),
-      op("Mul", ["gate", "sig"], "silu"),
-      op("Mul", ["silu", "up"], "act"),
-      mm("d", "act", "wd", "out", { transB: true }), // (N, C)
-    ],
+    mlpNodes("out"),
     [
       ["h", ["N", "C"]],
       ["wg", ["H", "C"]],
@@ -70,33 +130,11 @@ export function mlpForwardGraph(): Uint8Array {
   );
 }
 
-/**
- * Backward of the MLP from dout (N, C):
- *   dWd = dout^T act, dact = dout Wd, s = σ(gate),
- *   dup = dact·gate·s, dgate = dact·up·s·(1 + gate·(1 − s)),
- *   dWg = dgate^T h, dWu = dup^T h, dh = dgate Wg + dup Wu.
- */
+/** Backward of the MLP from dout (N, C): see mlpBackwardNodes. */
 export function mlpBackwardGraph(): Uint8Array {
   return model(
     "srlm_mlp_bwd",
-    [
-      mm("dwd", "dout", "act", "dWd", { transA: true }), // (C, Hm)
-      mm("dact", "dout", "wd", "dact"), // (N, Hm)
-      op("Sigmoid", ["gate"], "s"),
-      op("Mul", ["gate", "s"], "silu"),
-      op("Mul", ["dact", "silu"], "dup"),
-      op("Sub", ["one", "s"], "oms"), // 1 − s
-      op("Mul", ["gate", "oms"], "goms"),
-      op("Add", ["one", "goms"], "opg"), // 1 + gate(1 − s)
-      op("Mul", ["s", "opg"], "dsilu"),
-      op("Mul", ["dact", "up"], "dau"),
-      op("Mul", ["dau", "dsilu"], "dgate"),
-      mm("dwg", "dgate", "h", "dWg", { transA: true }), // (Hm, C)
-      mm("dwu", "dup", "h", "dWu", { transA: true }), // (Hm, C)
-      mm("dhg", "dgate", "wg", "dhg"), // (N, C)
-      mm("dhu", "dup", "wu", "dhu"),
-      op("Add", ["dhg", "dhu"], "dh"),
-    ],
+    mlpBackwardNodes(),
     [
       ["dout", ["N", "C"]],
       ["h", ["N", "C"]],
@@ -124,12 +162,7 @@ export function mlpBackwardGraph(): Uint8Array {
 export function attentionForwardGraph(scale: number): Uint8Array {
   return model(
     "srlm_attn_fwd",
-    [
-      mm("s", "q", "k", "s", { transB: true, alpha: scale }), // (BK, GT, T)
-      op("Add", ["s", "mask"], "sm"),
-      op("Softmax", ["sm"], "p", [{ name: "axis", type: "int", value: -1 }]),
-      mm("o", "p", "v", "o"), // (BK, GT, hd)
-    ],
+    attentionNodes(scale), // p (BK, GT, T), o (BK, GT, hd)
     [
       ["q", ["BK", "GT", "D"]],
       ["k", ["BK", "T", "D"]],
@@ -143,24 +176,11 @@ export function attentionForwardGraph(scale: number): Uint8Array {
   );
 }
 
-/**
- * Backward of the attention core from dO (BK, GT, hd):
- *   dP = dO v^T, dS = p·(dP − rowsum(dP·p)), dq = scale·dS k, dk = scale·dS^T q, dv = p^T dO.
- * The row sum is a product with a ones column (T, 1), which keeps the graph to opset-17 basics.
- */
+/** Backward of the attention core from dO (BK, GT, hd): see attentionBackwardNodes. */
 export function attentionBackwardGraph(scale: number): Uint8Array {
   return model(
     "srlm_attn_bwd",
-    [
-      mm("dp", "dO", "v", "dP", { transB: true }), // (BK, GT, T)
-      op("Mul", ["dP", "p"], "dpp"),
-      mm("rs", "dpp", "ones", "rowsum"), // (BK, GT, 1)
-      op("Sub", ["dP", "rowsum"], "dpc"),
-      op("Mul", ["p", "dpc"], "dS"),
-      mm("dq", "dS", "k", "dq", { alpha: scale }), // (BK, GT, hd)
-      mm("dk", "dS", "q", "dk", { transA: true, alpha: scale }), // (BK, T, hd)
-      mm("dv", "p", "dO", "dv", { transA: true }), // (BK, T, hd)
-    ],
+    attentionBackwardNodes(scale, "dq", "dk", "dv"),
     [
       ["dO", ["BK", "GT", "D"]],
       ["q", ["BK", "GT", "D"]],
@@ -184,12 +204,7 @@ export function attentionBackwardGraph(scale: number): Uint8Array {
 export function cachedAttentionGraph(scale: number): Uint8Array {
   return model(
     "srlm_attn_cached",
-    [
-      mm("s", "q", "k", "s", { transB: true, alpha: scale }), // (BK, G, L)
-      op("Add", ["s", "mask"], "sm"),
-      op("Softmax", ["sm"], "p", [{ name: "axis", type: "int", value: -1 }]),
-      mm("o", "p", "v", "o"), // (BK, G, hd)
-    ],
+    attentionNodes(scale), // s, p (BK, G, L); o (BK, G, hd)
     [
       ["q", ["BK", "G", "D"]],
       ["k", ["BK", "L", "D"]],
@@ -296,10 +311,7 @@ export function attnBlockForwardGraph(scale: number, keep = true): Uint8Array {
       op("Reshape", ["vb", "sK"], "v4"),
       op("Transpose", ["v4"], "vt", [ints("perm", [0, 2, 1, 3])]),
       op("Reshape", ["vt", "sKflat"], "v"),
-      mm("s", "q", "k", "s", { transB: true, alpha: scale }), // (BK, GT, T)
-      op("Add", ["s", "mask"], "sm"),
-      op("Softmax", ["sm"], "p", [{ name: "axis", type: "int", value: -1 }]),
-      mm("o", "p", "v", "o"), // (BK, GT, hd)
+      ...attentionNodes(scale), // p (BK, GT, T), o (BK, GT, hd)
       op("Reshape", ["o", "sO5"], "o5"), // (B, KV, G, T, hd)
       op("Transpose", ["o5"], "ot", [ints("perm", [0, 3, 1, 2, 4])]), // (B, T, KV, G, hd)
       op("Reshape", ["ot", "sN"], "attn"), // (N, H·hd)
@@ -342,14 +354,7 @@ export function attnBlockBackwardGraph(scale: number): Uint8Array {
       op("Reshape", ["dattn", "sQg"], "dog5"),
       op("Transpose", ["dog5"], "dot5", [ints("perm", [0, 2, 3, 1, 4])]),
       op("Reshape", ["dot5", "sQflat"], "dO"), // (BK, GT, hd)
-      mm("dp", "dO", "v", "dP", { transB: true }), // (BK, GT, T)
-      op("Mul", ["dP", "p"], "dpp"),
-      mm("rs", "dpp", "ones", "rowsum"),
-      op("Sub", ["dP", "rowsum"], "dpc"),
-      op("Mul", ["p", "dpc"], "dS"),
-      mm("dQ", "dS", "k", "dQ", { alpha: scale }), // (BK, GT, hd)
-      mm("dK", "dS", "q", "dK", { transA: true, alpha: scale }), // (BK, T, hd)
-      mm("dV", "p", "dO", "dV", { transA: true }), // (BK, T, hd)
+      ...attentionBackwardNodes(scale, "dQ", "dK", "dV"), // dQ (BK, GT, hd), dK, dV (BK, T, hd)
       op("Reshape", ["dQ", "sO5"], "dq5"), // (B, KV, G, T, hd)
       op("Transpose", ["dq5"], "dqt", [ints("perm", [0, 3, 1, 2, 4])]), // (B, T, KV, G, hd)
       op("Reshape", ["dqt", "sQ"], "dqr"), // (B, T, H, hd)
@@ -428,16 +433,7 @@ export function mlpBlockForwardGraph(keep = true): Uint8Array {
   ];
   return model(
     "srlm_mlp_block_fwd",
-    [
-      ...rmsnormNodes("x", "wn", "h", "rstd", "n2"),
-      mm("g", "h", "wg", "gate", { transB: true }),
-      mm("u", "h", "wu", "up", { transB: true }),
-      op("Sigmoid", ["gate"], "sig"),
-      op("Mul", ["gate", "sig"], "silu"),
-      op("Mul", ["silu", "up"], "act"),
-      mm("d", "act", "wd", "m", { transB: true }),
-      op("Add", ["x", "m"], "out"),
-    ],
+    [...rmsnormNodes("x", "wn", "h", "rstd", "n2"), ...mlpNodes("m"), op("Add", ["x", "m"], "out")],
     [
       ["x", ["N", "C"]],
       ["wn", ["C"]],
@@ -454,25 +450,7 @@ export function mlpBlockForwardGraph(keep = true): Uint8Array {
 export function mlpBlockBackwardGraph(): Uint8Array {
   return model(
     "srlm_mlp_block_bwd",
-    [
-      mm("dwd", "dout", "act", "dWd", { transA: true }),
-      mm("dact", "dout", "wd", "dact"),
-      op("Sigmoid", ["gate"], "s"),
-      op("Mul", ["gate", "s"], "silu"),
-      op("Mul", ["dact", "silu"], "dup"),
-      op("Sub", ["one", "s"], "oms"),
-      op("Mul", ["gate", "oms"], "goms"),
-      op("Add", ["one", "goms"], "opg"),
-      op("Mul", ["s", "opg"], "dsilu"),
-      op("Mul", ["dact", "up"], "dau"),
-      op("Mul", ["dau", "dsilu"], "dgate"),
-      mm("dwg", "dgate", "h", "dWg", { transA: true }),
-      mm("dwu", "dup", "h", "dWu", { transA: true }),
-      mm("dhg", "dgate", "wg", "dhg"),
-      mm("dhu", "dup", "wu", "dhu"),
-      op("Add", ["dhg", "dhu"], "dh"),
-      ...rmsnormBackwardNodes("dout", "dh", "x", "rstd", "wn", "dx", "dwn", "b2"),
-    ],
+    [...mlpBackwardNodes(), ...rmsnormBackwardNodes("dout", "dh", "x", "rstd", "wn", "dx", "dwn", "b2")],
     [
       ["dout", ["N", "C"]],
       ["x", ["N", "C"]],
