@@ -10,8 +10,8 @@
  * Batches are right-padded: with causal attention a valid position never sees a later (padded) one,
  * so padding needs no extra mask; padded positions get target −1 and contribute nothing.
  *
- * Attention layout: the G = H/KV query heads sharing one kv head are stacked, so Q for one
- * (batch, kv head) block is (G·T, hd) and QK^T is one batched product over B·KV blocks.
+ * Each block runs as two block kernels (attention half, MLP half): one onnxruntime graph call each
+ * with OrtKernels, or the TypeScript composition in blocks.ts — the block written out, with shapes.
  */
 import type { AttnBlockOut, BlockDims, Kernels, MlpBlockOut } from "../engine/kernels.js";
 import {
@@ -100,6 +100,13 @@ function checkTokens(tokens: Int32Array, V: number, what: string): void {
   }
 }
 
+function checkTargets(targets: Int32Array, V: number): void {
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i];
+    if (!(t >= -1 && t < V)) throw new RangeError(`targets[${i}] = ${t} is outside [−1, ${V})`);
+  }
+}
+
 export async function forward(model: LlamaModel, input: ForwardInput, opts: ForwardOptions = {}): Promise<ForwardResult> {
   const { config: c, params: p, kernels: kn } = model;
   const { B, T, tokens } = input;
@@ -110,9 +117,7 @@ export async function forward(model: LlamaModel, input: ForwardInput, opts: Forw
   checkTokens(tokens, c.vocabSize, "tokens");
   const targets = input.targets ?? new Int32Array(N).fill(-1);
   if (targets.length !== N) throw new Error(`forward: targets has ${targets.length} ids, expected ${N}`);
-  for (let i = 0; i < N; i++) {
-    if (targets[i] >= c.vocabSize || targets[i] < -1) throw new RangeError(`targets[${i}] = ${targets[i]} is outside [−1, ${c.vocabSize})`);
-  }
+  checkTargets(targets, c.vocabSize);
 
   // x (N, C) = embed[tokens]
   let x: Float32Array = new Float32Array(N * C);
