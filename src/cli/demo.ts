@@ -17,7 +17,7 @@ import { initParams } from "../model/params.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 import { adamwInit } from "../train/adamw.js";
 import { lmStep } from "../train/lm.js";
-import { progress } from "./progress.js";
+import { progress } from "../run/progress.js";
 
 const { values: args } = parseArgs({
   options: {
