@@ -14,10 +14,10 @@ import { llamaConfig, paramCount } from "../model/config.js";
 import { generate } from "../model/generate.js";
 import { createModel, type LlamaModel } from "../model/llama.js";
 import { initParams } from "../model/params.js";
+import { progress } from "../run/progress.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 import { adamwInit } from "../train/adamw.js";
 import { lmStep } from "../train/lm.js";
-import { progress } from "../run/progress.js";
 
 const { values: args } = parseArgs({
   options: {

@@ -3,6 +3,7 @@
  * base (lora.ts). The trainer only sees this interface: run the model forward, hand the backward a
  * d(loss)/d(logp), read the accumulated gradients, update `params`, save.
  */
+import { toHfConfig } from "../model/config.js";
 import { backward, type LlamaModel, type Tape } from "../model/llama.js";
 import { type NamedTensor, toNamed, zerosLike } from "../model/params.js";
 
@@ -13,6 +14,8 @@ export interface Trainable {
   readonly model: LlamaModel;
   /** The tensors the optimizer updates, named as on disk, in a stable order. Shares memory. */
   readonly params: readonly NamedTensor[];
+  /** JSON files written beside the weights so other tools load them (config.json / adapter_config.json). */
+  readonly configFiles: Record<string, unknown>;
   /** Accumulated gradients, same names and order as `params`. */
   readonly grads: readonly NamedTensor[];
   /** Zero the accumulated gradients. */
@@ -25,7 +28,7 @@ export interface Trainable {
   /** Backward of one micro-batch from d(loss)/d(logp) (B, T), ADDING to `grads`. */
   backward(tape: Tape, dlogp: Float32Array): Promise<void>;
   /** Called after the optimizer changed `params` (LoRA refreshes its merged weights here). */
-  afterUpdate(): void;
+  afterUpdate(): void | Promise<void>;
 }
 
 /** Full fine-tuning: every parameter of the model is trained (tied embeddings appear once). */
@@ -36,6 +39,7 @@ export function fullTrainable(model: LlamaModel): Trainable {
   return {
     kind: "full",
     model,
+    configFiles: { "config.json": toHfConfig(c) },
     params: toNamed(c, model.params),
     grads,
     zeroGrad() {

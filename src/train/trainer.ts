@@ -15,7 +15,6 @@ import { appendFile, mkdir, readdir, readFile, rename, rm, truncate } from "node
 import { join } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
-import { toHfConfig } from "../model/config.js";
 import { progress as progressBar } from "../run/progress.js";
 import { type AdamWState, adamwInit, adamwStepNamed, clipScale, globalNorm } from "./adamw.js";
 import { streamIndices } from "./data.js";
@@ -94,7 +93,7 @@ export interface TrainOptions<E> {
   eval?: readonly E[];
   /** Identifies the data (data.ts `dataHash`); resume refuses a checkpoint made on other data. */
   dataHash: string;
-  /** JSON files written beside the weights (e.g. adapter_config.json); full models get config.json. */
+  /** JSON files written beside the weights (default: the trainable's config.json / adapter_config.json). */
   configFiles?: Record<string, unknown>;
   /** Continue from the latest checkpoint in outputDir, if any (default true). */
   resume?: boolean;
@@ -182,7 +181,7 @@ export async function runTrainer<E>(o: TrainOptions<E>): Promise<TrainResult> {
     totalSteps: total,
   };
   const adam = { lr: cfg.learningRate, beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay };
-  const files = o.configFiles ?? (tr.kind === "full" ? { "config.json": toHfConfig(tr.model.config) } : {});
+  const files = o.configFiles ?? tr.configFiles;
   await mkdir(cfg.outputDir, { recursive: true });
   const metricsPath = join(cfg.outputDir, METRICS_FILE);
 
@@ -276,7 +275,7 @@ export async function runTrainer<E>(o: TrainOptions<E>): Promise<TrainResult> {
     }
     const lr = lrAt(step, schedule);
     adamwStepNamed(tr.params, tr.grads, opt, adam, lr, clipScale(norm, cfg.maxGradNorm));
-    tr.afterUpdate();
+    await tr.afterUpdate();
 
     const done = step + 1;
     state.global_step = done;
@@ -450,7 +449,7 @@ async function loadWeights(tr: Trainable, path: string): Promise<void> {
       throw new ResumeError(`${path}: tensor "${t.name}" has ${src.data.length} values, expected ${t.data.length}`);
     t.data.set(src.data);
   }
-  tr.afterUpdate();
+  await tr.afterUpdate();
 }
 
 async function loadOptimizer(path: string, step: number): Promise<AdamWState> {

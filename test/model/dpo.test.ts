@@ -9,13 +9,15 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { ReferenceKernels } from "../../src/engine/kernels.js";
 import { mulberry32 } from "../../src/engine/tensor.js";
+import { loadLoraAdapter } from "../../src/io/peft.js";
 import { llamaConfig } from "../../src/model/config.js";
-import { createModel, type LlamaModel } from "../../src/model/llama.js";
+import { createModel, forward, type LlamaModel } from "../../src/model/llama.js";
 import { initParams, toNamed } from "../../src/model/params.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { dpoConfig, sftConfig } from "../../src/train/config.js";
 import { type PreferenceExample, tokenizePreference, tokenizeSft } from "../../src/train/data.js";
 import { dpo, dpoObjective, preferenceRows, REFERENCE_FILE, referenceLogps } from "../../src/train/dpo.js";
+import { initLora, loraTensors, loraTrainable, mergeLora } from "../../src/train/lora.js";
 import { type DpoLossConfig, defaultDpoLoss } from "../../src/train/losses.js";
 import { sft } from "../../src/train/sft.js";
 import { fullTrainable } from "../../src/train/trainable.js";
@@ -169,6 +171,56 @@ test("reference log-probs are computed once; an aborted DPO run resumes to the u
     for (let j = 0; j < pa[i].data.length; j++) worst = Math.max(worst, Math.abs(pa[i].data[j] - pb[i].data[j]));
     assert.ok(worst <= 1e-6, `${pa[i].name}: max |Δ| ${worst}`);
   }
+  await rm(dirA, { recursive: true });
+  await rm(dirB, { recursive: true });
+});
+
+test("LoRA DPO with dropout: aborted and resumed equals uninterrupted; final/ is a PEFT adapter that merges to the trained model", async () => {
+  const base = await sftModel();
+  const baseCopy = structuredClone(base.params);
+  const data = pairs(words(24, 6));
+  const lora = { r: 4, alpha: 8, dropout: 0.1, targetModules: ["q_proj", "v_proj", "up_proj", "down_proj"] } as const;
+  const conf = (dir: string) =>
+    dpoConfig({
+      output_dir: dir,
+      learning_rate: 5e-3,
+      max_steps: 6,
+      per_device_train_batch_size: 4,
+      gradient_accumulation_steps: 2,
+      save_steps: 2,
+    });
+  const dirA = await tmp();
+  const a = initLora(cfg, { ...lora, targetModules: [...lora.targetModules] }, 1);
+  const trA = loraTrainable(base, a);
+  const res = await dpo(trA, data, conf(dirA), { progress: false });
+
+  const dirB = await tmp();
+  const ac = new AbortController();
+  await assert.rejects(
+    dpo(loraTrainable(base, initLora(cfg, { ...lora, targetModules: [...lora.targetModules] }, 1)), data, conf(dirB), {
+      signal: ac.signal,
+      onProgress: (p) => p.step === 3 && ac.abort(),
+    }),
+    "aborted",
+  );
+  const b = initLora(cfg, { ...lora, targetModules: [...lora.targetModules] }, 1);
+  await dpo(loraTrainable(base, b), data, conf(dirB), { progress: false });
+  const ta = loraTensors(cfg, a);
+  const tb = loraTensors(cfg, b);
+  for (let i = 0; i < ta.length; i++) {
+    let worst = 0;
+    for (let j = 0; j < ta[i].data.length; j++) worst = Math.max(worst, Math.abs(ta[i].data[j] - tb[i].data[j]));
+    assert.ok(worst <= 1e-6, `${ta[i].name}: max |Δ| ${worst}`);
+  }
+  assert.deepEqual(base.params, baseCopy, "the base model is frozen");
+
+  const loaded = await loadLoraAdapter(res.finalDir, cfg);
+  const merged = createModel(cfg, mergeLora(cfg, base.params, loaded), kernels);
+  const batch = { tokens: Int32Array.from([1, 4, 5, 6, 8, 6, 5]), B: 1, T: 7 };
+  batch.tokens[0] = tok.bosId ?? 1;
+  const want = (await forward(trA.model, batch, { returnLogits: true })).logits as Float32Array;
+  const got = (await forward(merged, batch, { returnLogits: true })).logits as Float32Array;
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(want[i] - got[i]) < 1e-4, `logit ${i}: ${got[i]} vs ${want[i]}`);
   await rm(dirA, { recursive: true });
   await rm(dirB, { recursive: true });
 });
