@@ -77,7 +77,7 @@ export function dpoObjective(loss: DpoLossConfig, padId = 0): Objective<DpoRow> 
       // Metrics are means over this micro-batch; weight them by its share of the step.
       const metrics: Record<string, number> = {};
       for (const [k, v] of Object.entries(res.metrics)) if (k !== "loss" && typeof v === "number") metrics[k] = (v * n) / denominator;
-      return { loss: res.loss, metrics, tokens: batch.B * batch.T };
+      return { loss: res.loss, metrics, tokens: pairs.reduce((a, p) => a + p.chosen.ids.length + p.rejected.ids.length, 0) };
     },
   };
 }

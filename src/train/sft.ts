@@ -47,7 +47,7 @@ export function sftObjective(padId = 0): Objective<LmRow> {
         for (let i = 0; i < N; i++) if (targets[i] >= 0) dlogp[i] = -1 / denominator;
         await t.backward(r.tape, dlogp);
       }
-      return { loss: sum / denominator, metrics: {}, tokens: N };
+      return { loss: sum / denominator, metrics: {}, tokens: rows.reduce((a, row) => a + row.ids.length, 0) };
     },
   };
 }

@@ -73,7 +73,7 @@ export interface Objective<E> {
 export interface StepOut {
   loss: number;
   metrics: Record<string, number>;
-  /** Tokens processed (for throughput). */
+  /** Tokens processed, padding excluded (for throughput). */
   tokens: number;
 }
 

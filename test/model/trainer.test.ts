@@ -202,3 +202,19 @@ test("a non-finite loss stops the run before the update and leaves the last chec
   assert.ok(!(await readdir(dir)).includes("final"), "no final model from a diverged run");
   await rm(dir, { recursive: true });
 });
+
+test("epochs set the step count; packing puts several examples in each row", async () => {
+  const dir = await tmp();
+  const res = await sft(fullTrainable(freshModel()), data, config(dir, { max_steps: -1, num_train_epochs: 2, save_steps: 0 }), {
+    progress: false,
+  });
+  assert.equal(res.steps, 8, "2 epochs × 24 examples / (3 × 2 per step)");
+  const lines = await metricsLines(dir);
+  assert.equal(lines.at(-1)?.epoch, 2, "ends at epoch 2");
+  const dir2 = await tmp();
+  const packed = await sft(fullTrainable(freshModel()), data, config(dir2, { packing: true, max_length: 24, max_steps: 4 }), {
+    progress: false,
+  });
+  assert.ok(packed.rows <= data.length / 2, `${data.length} examples of 7–11 tokens packed into ${packed.rows} rows of ≤ 24`);
+  for (const d of [dir, dir2]) await rm(d, { recursive: true });
+});
