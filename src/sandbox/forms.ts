@@ -1,0 +1,41 @@
+/**
+ * The text forms the sandbox model learns, over one small character alphabet:
+ *
+ *   answer    "<instruction>\n>"                 →  "<answer>"
+ *   judge     "<instruction>\n><answer>\n?"      →  "<trace>\n<criterion bits>\nScore: <k>"
+ *   new task  "new:<instruction>\n…new:"         →  "<instruction>"   (self-instruct, few-shot)
+ *
+ * The judge writes its verification trace first (local steps, see task.ts), then one bit per
+ * criterion (`+` met, `-` not), then the score, which is the number of `+`: each step of the
+ * judgement is a local operation, as the design asks.
+ */
+import { CharTokenizer } from "../tokenizer/char.js";
+import type { Family, Scored } from "./task.js";
+import { score } from "./task.js";
+
+/** Every character a sandbox text may contain. */
+export const SANDBOX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 \n:+-=<>|.,;?!*#@()/";
+
+export function sandboxTokenizer(): CharTokenizer {
+  return new CharTokenizer(SANDBOX_ALPHABET);
+}
+
+export function answerPrompt(instruction: string): string {
+  return `${instruction}\n>`;
+}
+
+export function judgePrompt(instruction: string, answer: string): string {
+  return `${instruction}\n>${answer}\n?`;
+}
+
+/** The gold judgement of `answer`: trace, criterion bits, score. */
+export function judgement<S>(family: Family<S>, spec: S, answer: string): { text: string; scored: Scored } {
+  const scored = score(family, spec, answer);
+  const bits = scored.criteria.map((c) => (c ? "+" : "-")).join("");
+  return { text: `${family.trace(spec, answer)}\n${bits}\nScore: ${scored.score}`, scored };
+}
+
+/** Few-shot prompt for writing a new instruction (self-instruct). */
+export function newTaskPrompt(examples: readonly string[]): string {
+  return `${examples.map((e) => `new:${e}\n`).join("")}new:`;
+}

@@ -1,0 +1,82 @@
+/**
+ * The sandbox's task families: small text tasks generated from a seed, each with a gold scorer of
+ * five checkable criteria ordered from easiest to hardest (mirroring the additive 5-point rubric:
+ * the gold score is the number of criteria met, 0–5).
+ *
+ * Families are chosen for a generation–verification gap: every criterion is a LOCAL check (a lookup
+ * in the instruction, a comparison of neighbours) while meeting all of them at once needs search or
+ * a global view. The judge is taught to write a verification trace (`trace`) that turns each check
+ * into such local steps before it scores, so judging is easier for the model than answering.
+ */
+
+/** A uniform source in [0, 1) (mulberry32 from engine/tensor.ts). */
+export type Rng = () => number;
+
+export interface Task<S = unknown> {
+  /** The family's name. */
+  family: string;
+  /** The instruction the model sees (the sandbox alphabet only; one line). */
+  instruction: string;
+  /** Everything the scorer needs (plain JSON data). */
+  spec: S;
+  /** One answer meeting all five criteria. */
+  reference: string;
+}
+
+export interface Family<S = unknown> {
+  /** Short lowercase name, used in instructions' ids, files and tables. */
+  readonly name: string;
+  /** One sentence: what the model must do. */
+  readonly description: string;
+  /** The five criteria in words, easiest first (the docs table; the order of `check`'s result). */
+  readonly criteria: readonly [string, string, string, string, string];
+  /** A task drawn from `rng`; the same rng state gives the same task. */
+  generate(rng: Rng): Task<S>;
+  /** Gold: which of the five criteria `answer` meets (an answer may be any string, even empty). */
+  check(spec: S, answer: string): boolean[];
+  /**
+   * The judge's verification steps for `answer`: short, one step per local check, written so that
+   * each step needs only a lookup or a comparison of neighbours (e.g. an indexed walk of the answer
+   * so a length is read, not counted). No criterion bits, no score: forms.ts adds those.
+   */
+  trace(spec: S, answer: string): string;
+  /**
+   * A wrong answer in the way a model goes wrong: a near miss of `reference` (a letter or number
+   * changed, dropped, added or swapped; a copy of the instruction's material) with about
+   * `severity` ∈ [0, 1] of it damaged. Its gold score is whatever `check` says.
+   */
+  corrupt(spec: S, reference: string, rng: Rng, severity: number): string;
+}
+
+export interface Scored {
+  /** Which criteria are met, in the family's order. */
+  criteria: boolean[];
+  /** Number of criteria met, 0–5. */
+  score: number;
+}
+
+export function score<S>(family: Family<S>, spec: S, answer: string): Scored {
+  const criteria = family.check(spec, answer);
+  if (criteria.length !== 5) throw new Error(`sandbox family "${family.name}": check returned ${criteria.length} criteria, expected 5`);
+  return { criteria, score: criteria.filter(Boolean).length };
+}
+
+/** Integer in [lo, hi] (inclusive). */
+export function randInt(rng: Rng, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+/** A random element. */
+export function pick<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[Math.floor(rng() * xs.length)];
+}
+
+/** Fisher–Yates shuffle of a copy. */
+export function shuffled<T>(rng: Rng, xs: readonly T[]): T[] {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
