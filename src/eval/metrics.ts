@@ -93,7 +93,8 @@ export function pairwiseAccuracy(groups: readonly ScoredGroup[]): { accuracy: nu
 /**
  * Best-of-N accuracy as RewardBench 2 counts it: over groups with a unique gold-best answer, credit
  * 1/m when the best answer is among the m answers sharing the highest judged score (ties share
- * credit), 0 otherwise. Unparsed judgements count as −∞.
+ * credit), 0 otherwise. An unparsed judgement ranks below every parsed one, and the best answer's
+ * own judgement must parse to earn credit.
  */
 export function bestOfNAccuracy(groups: readonly ScoredGroup[]): { accuracy: number; groups: number } {
   let credit = 0;
@@ -105,7 +106,7 @@ export function bestOfNAccuracy(groups: readonly ScoredGroup[]): { accuracy: num
     counted++;
     const j = judged.map((x) => (Number.isFinite(x) ? x : Number.NEGATIVE_INFINITY));
     const jt = Math.max(...j);
-    if (j[best[0]] !== jt) continue;
+    if (!Number.isFinite(j[best[0]]) || j[best[0]] !== jt) continue;
     credit += 1 / j.filter((x) => x === jt).length;
   }
   return { accuracy: counted > 0 ? credit / counted : Number.NaN, groups: counted };

@@ -14,7 +14,19 @@ import type { Family, Scored } from "./task.js";
 import { score } from "./task.js";
 
 /** Every character a sandbox text may contain. */
-export const SANDBOX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 \n:+-=<>|.,;?!*#@()/";
+export const SANDBOX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 \n:+-=<>|.,;?!*#@()/S";
+
+const ALPHABET_SET = new Set(SANDBOX_ALPHABET);
+
+/**
+ * A model's answer as the judge sees it: one line of the alphabet. Characters outside it (decoded
+ * special tokens) and line breaks become "#", so the answer fits the judge form and can be re-encoded.
+ */
+export function sanitizeAnswer(text: string): string {
+  let out = "";
+  for (const ch of text) out += ch === "\n" || !ALPHABET_SET.has(ch) ? "#" : ch;
+  return out;
+}
 
 export function sandboxTokenizer(): CharTokenizer {
   return new CharTokenizer(SANDBOX_ALPHABET);

@@ -38,9 +38,10 @@ test("best-of-N accuracy: unique gold best required, judged ties share credit", 
     { gold: [3, 4, 1, 0], judged: [5, 4, 1, 0] }, // best not on top → 0
     { gold: [5, 5, 1, 0], judged: [5, 4, 1, 0] }, // no unique best → skipped
     { gold: [1, 4, 0, 2], judged: [1, 3, Number.NaN, 2] }, // best strictly on top → 1
+    { gold: [5, 1], judged: [Number.NaN, Number.NaN] }, // nothing parsed → 0, not a shared tie
   ]);
-  assert.equal(r.groups, 3, "groups with a unique best");
-  close(r.accuracy, 1.5 / 3, "credit");
+  assert.equal(r.groups, 4, "groups with a unique best");
+  close(r.accuracy, 1.5 / 4, "credit");
 });
 
 test("win rate counts ties half", () => {

@@ -1,0 +1,65 @@
+/**
+ * `srlm sandbox sft [--preset sandbox] [--out runs/sandbox] [--kernels ort|reference]`: build M1 in
+ * the sandbox (seed data → warm-up → EFT from its own samples → SFT on IFT + EFT) and print its
+ * metrics against the gold scorer, with the preset's targets. Re-running with the same --out resumes.
+ */
+import { parseArgs } from "node:util";
+import { createKernels, type KernelsKind } from "../engine/ort.js";
+import { llamaConfig, paramCount } from "../model/config.js";
+import type { JudgeQuality, SandboxMetrics } from "../sandbox/evaluate.js";
+import { sandboxTokenizer } from "../sandbox/forms.js";
+import { buildM1 } from "../sandbox/pipeline.js";
+import { preset } from "../sandbox/preset.js";
+
+export async function sandboxSftCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: "string", default: "sandbox" },
+      out: { type: "string" },
+      kernels: { type: "string", default: "ort" },
+    },
+  });
+  const p = preset(values.preset as string);
+  const out = values.out ?? `runs/${p.name}`;
+  const kind = values.kernels as KernelsKind;
+  if (kind !== "ort" && kind !== "reference") throw new Error(`--kernels must be "ort" or "reference" (got "${kind}")`);
+  const kernels = await createKernels(kind);
+  const cfg = llamaConfig({ ...p.model, vocabSize: sandboxTokenizer().vocabSize });
+  process.stderr.write(
+    `sandbox preset "${p.name}": ${(paramCount(cfg) / 1e6).toFixed(2)}M parameters, ${p.sizes.ift} IFT + ${p.sizes.eft} EFT, ${p.sizes.eval} held-out prompts → ${out}\n`,
+  );
+  const t0 = performance.now();
+  try {
+    const r = await buildM1(p, out, { kernels });
+    const total = (performance.now() - t0) / 1000;
+    process.stdout.write(formatMetrics(r.metrics, p.evalSamples));
+    process.stdout.write(
+      `time: warm-up ${r.seconds.warmup.toFixed(0)} s, EFT ${r.seconds.eft.toFixed(0)} s, SFT ${r.seconds.sft.toFixed(0)} s, evaluation ${r.seconds.eval.toFixed(0)} s, total ${total.toFixed(0)} s\n`,
+    );
+    process.stdout.write(`M1: ${out}/m1/final (HF folder + tokenizer.json); metrics: ${out}/m1_metrics.json\n`);
+  } finally {
+    await kernels.dispose();
+  }
+}
+
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+
+function judgeLine(name: string, q: JudgeQuality): string {
+  return `  judge on ${name.padEnd(15)} pairwise ${f2(q.pairwiseAccuracy)} (${q.pairs} pairs)  best-of-N ${f2(q.bestOfNAccuracy)}  MAE ${f2(q.mae)}  Spearman ${f2(q.spearman)}  parse failures ${f2(q.parseFailureRate)}\n`;
+}
+
+export function formatMetrics(m: SandboxMetrics, n: number): string {
+  const ok = (b: boolean) => (b ? "met" : "NOT met");
+  let s = `\nM1 on ${m.tasks} held-out prompts\n`;
+  s += `  gold score (greedy)      ${f2(m.gold)} / 5    exact match ${f2(m.exact)}    answer length ${f2(m.length)}\n`;
+  s += `  sampled answers (T 0.7)  gold ${f2(m.sampledGold)}    distinct ${f2(m.distinct)} of ${n}    criteria met ${m.criteriaMet.map(f2).join(" ")}\n`;
+  s += judgeLine("own samples", m.judgeOwn);
+  s += judgeLine("corruptions", m.judgeCorrupt);
+  s += `  likelihood ranking of own samples: pairwise ${f2(m.likelihoodPairwiseAccuracy)}\n`;
+  s += "  per family (gold / exact):";
+  for (const [name, pf] of Object.entries(m.perFamily)) s += `  ${name} ${f2(pf.gold)}/${f2(pf.exact)}`;
+  s += "\n";
+  s += `targets: gold in [2, 4] ${ok(m.gold >= 2 && m.gold <= 4)}; judge pairwise on own samples ≥ 0.65 ${ok(m.judgeOwn.pairwiseAccuracy >= 0.65)}; above the likelihood ranking ${ok(m.judgeOwn.pairwiseAccuracy > m.likelihoodPairwiseAccuracy + 0.05)}\n`;
+  return s;
+}

@@ -1,0 +1,188 @@
+/**
+ * Family "constraints": a word under a set of verifiable constraints, IFEval-like.
+ * `w6 b.. ..h has e no t` asks for a 6-letter word that starts with b, ends with h, contains e and
+ * does not contain t (e.g. `bearch`).
+ *
+ * Trace (judge): an indexed walk of the answer (non-letters shown as `#`), then one check per
+ * criterion in order — first letter, last letter, where the required letter first occurs (0: nowhere),
+ * where the banned letter first occurs (0: nowhere), length read off the walk:
+ *
+ *   `bearch`  →  `1b 2e 3a 4r 5c 6h | b=b+ h=h+ e@2+ t@0+ 6=6+`
+ *
+ * The walk stops after 10 characters (` ..` follows); the empty answer's trace is `empty` and it
+ * meets no criterion.
+ */
+import type { Family, Rng, Task } from "../task.js";
+import { pick, randInt, score } from "../task.js";
+
+export interface ConstraintsSpec {
+  /** The exact number of characters (4–7). */
+  length: number;
+  /** The first letter. */
+  first: string;
+  /** The last letter. */
+  last: string;
+  /** A letter the answer must contain (never the first or last letter). */
+  has: string;
+  /** A letter the answer must not contain (none of the above). */
+  no: string;
+}
+
+const LETTERS = "abcdefghijklmnopqrstuvwxyz";
+const WALK_CAP = 10;
+const MAX_ANSWER = 20;
+
+const isLetter = (c: string | undefined): c is string => c !== undefined && c.length === 1 && c >= "a" && c <= "z";
+const show = (c: string | undefined): string => (isLetter(c) ? c : "#");
+const sign = (ok: boolean): string => (ok ? "+" : "-");
+
+function randLetter(rng: Rng, except = ""): string {
+  const pool = [...LETTERS].filter((c) => !except.includes(c));
+  return pick(rng, pool.length > 0 ? pool : [...LETTERS]);
+}
+
+function instruction(spec: ConstraintsSpec): string {
+  return `w${spec.length} ${spec.first}.. ..${spec.last} has ${spec.has} no ${spec.no}`;
+}
+
+/** A random word meeting the spec. */
+function word(rng: Rng, spec: ConstraintsSpec): string {
+  const middle = Array.from({ length: spec.length - 2 }, () => randLetter(rng, spec.no));
+  middle[randInt(rng, 0, middle.length - 1)] = spec.has;
+  return spec.first + middle.join("") + spec.last;
+}
+
+function check(spec: ConstraintsSpec, answer: string): boolean[] {
+  const cs = Array.from(answer);
+  if (cs.length === 0) return [false, false, false, false, false];
+  return [cs[0] === spec.first, cs[cs.length - 1] === spec.last, cs.includes(spec.has), !cs.includes(spec.no), cs.length === spec.length];
+}
+
+function trace(spec: ConstraintsSpec, answer: string): string {
+  const cs = Array.from(answer);
+  if (cs.length === 0) return "empty";
+  const walk = cs.slice(0, WALK_CAP).map((c, i) => `${i + 1}${show(c)}`);
+  if (cs.length > WALK_CAP) walk.push("..");
+  const first = cs[0];
+  const last = cs[cs.length - 1];
+  const has = cs.indexOf(spec.has) + 1;
+  const no = cs.indexOf(spec.no) + 1;
+  const checks = [
+    `${show(first)}=${spec.first}${sign(first === spec.first)}`,
+    `${show(last)}=${spec.last}${sign(last === spec.last)}`,
+    `${spec.has}@${has}${sign(has > 0)}`,
+    `${spec.no}@${no}${sign(no === 0)}`,
+    `${cs.length}=${spec.length}${sign(cs.length === spec.length)}`,
+  ];
+  return `${walk.join(" ")} | ${checks.join(" ")}`;
+}
+
+// ---- corruptions -------------------------------------------------------------------------------
+
+type Op = (rng: Rng, spec: ConstraintsSpec, w: string) => string;
+
+const at = (rng: Rng, w: string): number => randInt(rng, 0, Math.max(0, w.length - 1));
+const inner = (rng: Rng, w: string): number => (w.length <= 2 ? at(rng, w) : randInt(rng, 1, w.length - 2));
+const put = (w: string, i: number, s: string): string => w.slice(0, i) + s + w.slice(i + 1);
+const insert = (w: string, i: number, s: string): string => w.slice(0, i) + s + w.slice(i);
+
+const OPS: readonly Op[] = [
+  // a letter changed at random
+  (rng, _s, w) => (w.length === 0 ? randLetter(rng) : put(w, at(rng, w), randLetter(rng))),
+  // a letter dropped
+  (rng, _s, w) => ((i) => w.slice(0, i) + w.slice(i + 1))(inner(rng, w)),
+  // a letter added inside
+  (rng, s, w) => insert(w, randInt(rng, 1, Math.max(1, w.length - 1)), randLetter(rng, s.no)),
+  // neighbours swapped
+  (rng, _s, w) => {
+    if (w.length < 2) return w;
+    const i = randInt(rng, 0, w.length - 2);
+    return w.slice(0, i) + w[i + 1] + w[i] + w.slice(i + 2);
+  },
+  // wrong first letter
+  (rng, s, w) => put(w.length > 0 ? w : "x", 0, randLetter(rng, s.first)),
+  // wrong last letter
+  (rng, s, w) => (w.length === 0 ? randLetter(rng, s.last) : put(w, w.length - 1, randLetter(rng, s.last))),
+  // the banned letter used (in place, or added)
+  (rng, s, w) => (rng() < 0.6 ? put(w, inner(rng, w), s.no) : insert(w, randInt(rng, 0, w.length), s.no)),
+  // the required letter forgotten
+  (rng, s, w) => [...w].map((c) => (c === s.has ? randLetter(rng, s.has + s.no) : c)).join(""),
+  // cut short
+  (rng, _s, w) => w.slice(0, randInt(rng, 1, Math.max(1, w.length - 1))),
+  // run on
+  (rng, s, w) => w + Array.from({ length: randInt(rng, 1, 3) }, () => randLetter(rng, s.no)).join(""),
+  // a non-letter (digit, space, dot)
+  (rng, _s, w) => insert(w, randInt(rng, 0, w.length), pick(rng, [..."0123456789 ."])),
+];
+
+/** Strings a model writes when it has not got the task at all: the instruction's material, a guess. */
+function base(rng: Rng, spec: ConstraintsSpec): string {
+  switch (randInt(rng, 0, 3)) {
+    case 0:
+      return pick(rng, [
+        `${spec.first}${spec.last}`,
+        `${spec.first}..${spec.last}`,
+        `${spec.first}${spec.has}${spec.last}`,
+        `${spec.first}${spec.has}${spec.no}${spec.last}`,
+        `${spec.has}${spec.no}`,
+        `w${spec.length}`,
+        `has ${spec.has}`,
+      ]);
+    case 1: // the constraint letters strung together
+      return `${spec.first}${spec.has}${spec.last}${spec.no}`;
+    default: // a random plausible word
+      return Array.from({ length: randInt(rng, 2, 9) }, () => randLetter(rng)).join("");
+  }
+}
+
+/** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
+function corrupt(spec: ConstraintsSpec, reference: string, rng: Rng, severity: number): string {
+  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
+  const target = Math.round(5 * (1 - s));
+  if (target === 5) {
+    // Not damaged: another correct answer where there is one.
+    for (let k = 0; k < 5; k++) {
+      const w = word(rng, spec);
+      if (w !== reference) return w;
+    }
+    return reference;
+  }
+  let best = "";
+  let bestGap = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < 40 && bestGap > 0; k++) {
+    let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
+    const n = 1 + Math.floor(rng() * (5 - target));
+    for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
+    if (w === reference || w.length > MAX_ANSWER) continue;
+    const gap = Math.abs(score(constraintsFamily, spec, w).score - target);
+    if (gap < bestGap) {
+      best = w;
+      bestGap = gap;
+    }
+  }
+  return best;
+}
+
+export const constraintsFamily: Family<ConstraintsSpec> = {
+  name: "constraints",
+  description: "Write a word of the given length with the given first and last letter that contains one letter and avoids another.",
+  criteria: [
+    "starts with the given letter",
+    "ends with the given letter",
+    "contains the required letter",
+    "does not contain the banned letter",
+    "exactly the given number of characters",
+  ],
+  generate(rng: Rng): Task<ConstraintsSpec> {
+    const length = randInt(rng, 4, 7);
+    const no = randLetter(rng);
+    const first = randLetter(rng, no);
+    const last = randLetter(rng, no);
+    const has = randLetter(rng, no + first + last);
+    const spec: ConstraintsSpec = { length, first, last, has, no };
+    return { family: "constraints", instruction: instruction(spec), spec, reference: word(rng, spec) };
+  },
+  check,
+  trace,
+  corrupt,
+};

@@ -1,0 +1,244 @@
+/**
+ * Family "increasing": k numbers of a list that increase and keep the list's order (an increasing
+ * subsequence).
+ *
+ *   `up3: 5 2 8 1 9 4`  →  `5 8 9`  (`2 8 9` is as good)
+ *
+ * The list holds 5–7 distinct numbers 1–19 in random order and k is 3 or 4. Each task has an
+ * increasing subsequence of length k but none longer than k + 1, its first k numbers do not increase,
+ * and its k smallest numbers are not in list order: neither copying nor sorting answers it. Each
+ * criterion is a lookup or a comparison of neighbours; meeting increase and order at once needs a
+ * search. The reference is the subsequence with the earliest positions; any answer meeting all five
+ * criteria is as good.
+ *
+ * The answer's numbers are its runs of digits (`5,8,9` has three numbers but not the right form).
+ *
+ * Trace (judge): the answer's shape (each run of digits `n`, each space `s`, anything else `x`; after
+ * 8 signs ` ..`), an indexed walk of its numbers, each looked up in the list with its position (`@-`:
+ * not in the list; the walk stops after 5 numbers and ` ..` follows), the count against k, then the
+ * chain of the numbers with the true relation between neighbours, then the chain of the positions
+ * found (`.`: none):
+ *
+ *   `up3: 5 2 8 1 9 4`, answer `2 8 9`  →  `nsnsn+ | 1:2@2 2:8@3 3:9@5 | 3=3+ 2<8<9+ 2<3<5+`
+ *
+ * The empty answer's trace is `empty`; it meets no criterion.
+ */
+import type { Family, Rng, Task } from "../task.js";
+import { pick, randInt, score, shuffled } from "../task.js";
+import { numberRuns, positionIn, relation, shapeOf, showNumber } from "./sum.js";
+
+export interface IncreasingSpec {
+  /** How many numbers the answer must have (3 or 4). */
+  k: number;
+  /** The numbers, in the instruction's order. */
+  list: number[];
+}
+
+const MAX_ANSWER = 20;
+const MAX_TRACE = 90;
+const WALK_CAP = 5;
+
+const sign = (ok: boolean): string => (ok ? "+" : "-");
+
+function strictlyIncreasing(xs: readonly number[]): boolean {
+  return xs.every((x, i) => i === 0 || xs[i - 1] < x);
+}
+
+/** Every increasing subsequence of length k (as lists of values), earliest positions first. */
+function increasingSubsequences(list: readonly number[], k: number, limit = Number.POSITIVE_INFINITY): number[][] {
+  const out: number[][] = [];
+  const walk = (from: number, acc: number[]): void => {
+    if (out.length >= limit) return;
+    if (acc.length === k) {
+      out.push(acc);
+      return;
+    }
+    for (let i = from; i < list.length; i++) if (acc.length === 0 || acc[acc.length - 1] < list[i]) walk(i + 1, [...acc, list[i]]);
+  };
+  walk(0, []);
+  return out;
+}
+
+function longestIncreasing(list: readonly number[]): number {
+  const best = list.map(() => 1);
+  for (let i = 0; i < list.length; i++) for (let j = 0; j < i; j++) if (list[j] < list[i]) best[i] = Math.max(best[i], best[j] + 1);
+  return Math.max(0, ...best);
+}
+
+function instruction(spec: IncreasingSpec): string {
+  return `up${spec.k}: ${spec.list.join(" ")}`;
+}
+
+function check(spec: IncreasingSpec, answer: string): boolean[] {
+  const runs = numberRuns(answer);
+  const found = runs.map((r) => positionIn(spec.list, r)).filter((p) => p > 0);
+  return [
+    /^[0-9]+( [0-9]+)*$/.test(answer),
+    runs.length > 0 && found.length === runs.length,
+    runs.length === spec.k,
+    runs.length >= 2 && strictlyIncreasing(runs.map(Number)),
+    found.length >= 2 && strictlyIncreasing(found),
+  ];
+}
+
+function traceWith(spec: IncreasingSpec, answer: string, cap: number): string {
+  const runs = numberRuns(answer);
+  const [c1, , c3, c4, c5] = check(spec, answer);
+  const shown = runs.slice(0, cap);
+  const more = runs.length > cap ? " .." : "";
+  const walk = shown.map((r, i) => `${i + 1}:${showNumber(r)}@${positionIn(spec.list, r) || "-"}`);
+  const chain = (xs: readonly number[], show: (x: number, i: number) => string): string =>
+    xs.length === 0 ? "." : xs.map((x, i) => (i === 0 ? show(x, i) : `${relation(xs[i - 1], x)}${show(x, i)}`)).join("");
+  const values = chain(shown.map(Number), (_x, i) => showNumber(shown[i]));
+  const positions = chain(
+    shown.map((r) => positionIn(spec.list, r)).filter((p) => p > 0),
+    (p) => String(p),
+  );
+  const walkText = walk.length > 0 ? walk.join(" ") + more : "none";
+  const dots = more ? ".." : "";
+  return `${shapeOf(answer)}${sign(c1)} | ${walkText} | ${runs.length}=${spec.k}${sign(c3)} ${values}${dots}${sign(c4)} ${positions}${dots}${sign(c5)}`;
+}
+
+function trace(spec: IncreasingSpec, answer: string): string {
+  if (answer.length === 0) return "empty";
+  // Pathological answers (many long numbers) walk fewer numbers to keep the trace short.
+  for (let cap = WALK_CAP; cap > 1; cap--) {
+    const t = traceWith(spec, answer, cap);
+    if (t.length <= MAX_TRACE) return t;
+  }
+  return traceWith(spec, answer, 1);
+}
+
+function generate(rng: Rng): Task<IncreasingSpec> {
+  for (;;) {
+    const n = randInt(rng, 5, 7);
+    const k = randInt(rng, 3, 4);
+    const list = shuffled(
+      rng,
+      Array.from({ length: 19 }, (_, i) => i + 1),
+    ).slice(0, n);
+    const lis = longestIncreasing(list);
+    if (lis < k || lis > k + 1) continue;
+    if (strictlyIncreasing(list.slice(0, k))) continue; // copying the start would do
+    const smallest = [...list].sort((a, b) => a - b).slice(0, k);
+    if (strictlyIncreasing(smallest.map((v) => list.indexOf(v)))) continue; // sorting would do
+    const spec: IncreasingSpec = { k, list };
+    const reference = increasingSubsequences(list, k, 1)[0].join(" ");
+    return { family: "increasing", instruction: instruction(spec), spec, reference };
+  }
+}
+
+// ---- corruptions -------------------------------------------------------------------------------
+
+type Op = (rng: Rng, spec: IncreasingSpec, nums: string[]) => string[];
+
+const setAt = (nums: readonly string[], i: number, v: string): string[] => nums.map((x, j) => (j === i ? v : x));
+const someIndex = (rng: Rng, nums: readonly string[]): number => randInt(rng, 0, Math.max(0, nums.length - 1));
+const listPick = (rng: Rng, spec: IncreasingSpec, not?: string): string => {
+  const pool = spec.list.map(String).filter((v) => v !== not);
+  return pick(rng, pool.length > 0 ? pool : ["1"]);
+};
+/** k positions of the list, chosen at random, in list order. */
+const randomPositions = (rng: Rng, spec: IncreasingSpec): number[] =>
+  shuffled(
+    rng,
+    spec.list.map((_, i) => i),
+  )
+    .slice(0, spec.k)
+    .sort((a, b) => a - b);
+
+const OPS: readonly Op[] = [
+  // one changed to another number of the list
+  (rng, s, nums) => (nums.length === 0 ? [listPick(rng, s)] : ((i) => setAt(nums, i, listPick(rng, s, nums[i])))(someIndex(rng, nums))),
+  // one changed to a number not in the list
+  (rng, s, nums) => {
+    const outside = Array.from({ length: 25 }, (_, i) => String(i + 1)).filter((v) => !s.list.map(String).includes(v));
+    return nums.length === 0 ? [pick(rng, outside)] : setAt(nums, someIndex(rng, nums), pick(rng, outside));
+  },
+  // one dropped
+  (rng, _s, nums) => ((i) => nums.filter((_, j) => j !== i))(someIndex(rng, nums)),
+  // one more of the list added
+  (rng, s, nums) => ((i) => [...nums.slice(0, i), listPick(rng, s), ...nums.slice(i)])(randInt(rng, 0, nums.length)),
+  // neighbours swapped
+  (rng, _s, nums) => {
+    if (nums.length < 2) return nums;
+    const i = randInt(rng, 0, nums.length - 2);
+    return [...nums.slice(0, i), nums[i + 1], nums[i], ...nums.slice(i + 2)];
+  },
+  // a number used twice
+  (rng, _s, nums) => (nums.length < 2 ? [...nums, ...nums] : ((i) => setAt(nums, i, nums[i - 1]))(randInt(rng, 1, nums.length - 1))),
+  // k numbers of the list sorted (increasing, but maybe not in list order)
+  (rng, s) =>
+    shuffled(rng, s.list)
+      .slice(0, s.k)
+      .sort((a, b) => a - b)
+      .map(String),
+  // k numbers of the list in list order (but maybe not increasing)
+  (rng, s) => randomPositions(rng, s).map((i) => String(s.list[i])),
+  // backwards
+  (_rng, _s, nums) => [...nums].reverse(),
+];
+
+const SEPARATORS = [",", ", ", "  ", ";", "-", "<"];
+
+/** Strings a model writes when it has not got the task at all. */
+function base(rng: Rng, spec: IncreasingSpec): string {
+  switch (randInt(rng, 0, 3)) {
+    case 0: // a piece of the instruction
+      return pick(rng, [`up${spec.k}`, `up${spec.k}:`, `up${spec.k}: ${spec.list[0]}`, `up ${spec.list.slice(0, 2).join(" ")}`]);
+    case 1: // the whole list, or its start
+      return spec.list.slice(0, randInt(rng, 2, spec.list.length)).join(" ");
+    case 2: // words
+      return pick(rng, ["up", "none", "no", "yes"]);
+    default: // counting up
+      return Array.from({ length: spec.k }, (_, i) => String(i + 1)).join(pick(rng, [" ", ","]));
+  }
+}
+
+/** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
+function corrupt(spec: IncreasingSpec, reference: string, rng: Rng, severity: number): string {
+  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
+  const target = Math.round(5 * (1 - s));
+  if (target === 5) {
+    // Not damaged: another increasing subsequence where there is one.
+    const others = increasingSubsequences(spec.list, spec.k)
+      .map((xs) => xs.join(" "))
+      .filter((w) => w !== reference);
+    return others.length > 0 && rng() < 0.7 ? pick(rng, others) : reference;
+  }
+  let best = "";
+  let bestGap = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < 40 && bestGap > 0; k++) {
+    let w: string;
+    if (rng() < 0.1 + 0.4 * s) w = base(rng, spec);
+    else {
+      let nums = numberRuns(reference);
+      const n = 1 + Math.floor(rng() * (5 - target));
+      for (let i = 0; i < n; i++) nums = pick(rng, OPS)(rng, spec, nums);
+      w = nums.join(rng() < 0.2 * (1 + s) ? pick(rng, SEPARATORS) : " ");
+    }
+    if (w === reference || w.length > MAX_ANSWER) continue;
+    const gap = Math.abs(score(increasingFamily, spec, w).score - target);
+    if (gap < bestGap) {
+      best = w;
+      bestGap = gap;
+    }
+  }
+  return best;
+}
+
+export const increasingFamily: Family<IncreasingSpec> = {
+  name: "increasing",
+  description: "Write k numbers of the list that increase from left to right and keep the list's order.",
+  criteria: [
+    "numbers separated by single spaces",
+    "every number is in the list",
+    "exactly k numbers",
+    "each number larger than the one before",
+    "the numbers keep the list's order",
+  ],
+  generate,
+  check,
+  trace,
+  corrupt,
+};

@@ -1,0 +1,280 @@
+/**
+ * Family "path": a path between two nodes of a small undirected graph listed in the instruction.
+ *
+ *   `path a-e: ab bd ce cf de`  →  `abde`
+ *
+ * The graph has 5–7 nodes among a–h and 5–8 edges; every edge is written as its two letters in
+ * alphabetical order and the edge list is sorted (a canonical form: the same graph always reads the
+ * same). The source and the target are never neighbours, so every path has at least two hops, and the
+ * graph is a tree of dead ends and detours around one route plus a few random extra edges: finding a
+ * path needs a search, while checking one needs a lookup per hop. The reference is a shortest path
+ * (breadth-first, neighbours in alphabetical order); any path meeting all five criteria is as good.
+ *
+ * Trace (judge): an indexed walk of the answer (a node seen before marked `!`, anything but a letter
+ * shown as `#`, the walk stops after 8 characters and ` ..` follows), each hop looked up in the edge
+ * list, then the first and last node against the instruction's source and target:
+ *
+ *   answer `abce`  →  `1a 2b 3c 4e | ab+ bc- ce+ | a=a+ e=e+`
+ *
+ * The empty answer's trace is `empty`; it meets no criterion.
+ */
+import type { Family, Rng, Task } from "../task.js";
+import { pick, randInt, score, shuffled } from "../task.js";
+
+export interface PathSpec {
+  /** The node the path starts at (a letter a–h). */
+  source: string;
+  /** The node the path ends at. */
+  target: string;
+  /** The undirected edges, each as two letters in alphabetical order; the list is sorted. */
+  edges: string[];
+}
+
+const NODES = "abcdefgh";
+const WALK_CAP = 8;
+const MAX_ANSWER = 20;
+
+const isNodeLetter = (c: string | undefined): boolean => c !== undefined && c.length === 1 && c >= "a" && c <= "h";
+const show = (c: string | undefined): string => (c !== undefined && c.length === 1 && c >= "a" && c <= "z" ? c : "#");
+const sign = (ok: boolean): string => (ok ? "+" : "-");
+const edgeKey = (x: string, y: string): string => (x < y ? x + y : y + x);
+
+function isEdge(spec: PathSpec, x: string | undefined, y: string | undefined): boolean {
+  return isNodeLetter(x) && isNodeLetter(y) && x !== y && spec.edges.includes(edgeKey(x!, y!));
+}
+
+/** The graph's nodes (letters of its edges), sorted. */
+function graphNodes(spec: PathSpec): string[] {
+  return [...new Set(spec.edges.join(""))].sort();
+}
+
+function neighbours(spec: PathSpec, v: string): string[] {
+  return graphNodes(spec).filter((w) => isEdge(spec, v, w));
+}
+
+/** A shortest path (breadth-first, neighbours in alphabetical order), or null if none. */
+function shortestPath(spec: PathSpec): string | null {
+  const prev = new Map<string, string>([[spec.source, ""]]);
+  const queue = [spec.source];
+  while (queue.length > 0) {
+    const v = queue.shift()!;
+    if (v === spec.target) {
+      let p = "";
+      for (let w = v; w !== ""; w = prev.get(w)!) p = w + p;
+      return p;
+    }
+    for (const w of neighbours(spec, v)) {
+      if (!prev.has(w)) {
+        prev.set(w, v);
+        queue.push(w);
+      }
+    }
+  }
+  return null;
+}
+
+/** Every simple path from source to target (graphs are tiny). */
+function allPaths(spec: PathSpec): string[] {
+  const out: string[] = [];
+  const walk = (p: string): void => {
+    const v = p[p.length - 1];
+    if (v === spec.target) {
+      out.push(p);
+      return;
+    }
+    for (const w of neighbours(spec, v)) if (!p.includes(w)) walk(p + w);
+  };
+  walk(spec.source);
+  return out;
+}
+
+function instruction(spec: PathSpec): string {
+  return `path ${spec.source}-${spec.target}: ${spec.edges.join(" ")}`;
+}
+
+function check(spec: PathSpec, answer: string): boolean[] {
+  const cs = Array.from(answer);
+  if (cs.length === 0) return [false, false, false, false, false];
+  return [
+    cs.length >= 2 && cs.length <= 8 && cs.every(isNodeLetter),
+    cs[0] === spec.source && cs[cs.length - 1] === spec.target,
+    new Set(cs).size === cs.length,
+    isEdge(spec, cs[0], cs[1]),
+    cs.length >= 2 && cs.every((c, i) => i === 0 || isEdge(spec, cs[i - 1], c)),
+  ];
+}
+
+function trace(spec: PathSpec, answer: string): string {
+  const cs = Array.from(answer);
+  if (cs.length === 0) return "empty";
+  const shown = cs.slice(0, WALK_CAP);
+  const seen = new Set<string>();
+  const walk = shown.map((c, i) => {
+    const again = seen.has(c);
+    seen.add(c);
+    return `${i + 1}${show(c)}${again ? "!" : ""}`;
+  });
+  if (cs.length > WALK_CAP) walk.push("..");
+  const hops: string[] = [];
+  for (let i = 1; i < shown.length; i++) hops.push(`${show(shown[i - 1])}${show(shown[i])}${sign(isEdge(spec, shown[i - 1], shown[i]))}`);
+  const first = `${show(cs[0])}=${spec.source}${sign(cs[0] === spec.source)}`;
+  const last = `${show(cs[cs.length - 1])}=${spec.target}${sign(cs[cs.length - 1] === spec.target)}`;
+  return `${walk.join(" ")} | ${hops.length > 0 ? hops.join(" ") : "none"} | ${first} ${last}`;
+}
+
+function generate(rng: Rng): Task<PathSpec> {
+  for (;;) {
+    const n = randInt(rng, 5, 7);
+    const nodes = shuffled(rng, [...NODES]).slice(0, n);
+    const [source, target] = nodes;
+    const hops = randInt(rng, 2, 4);
+    const route = [source, ...nodes.slice(2, 2 + hops - 1), target];
+    const banned = edgeKey(source, target);
+    const edges = new Set<string>();
+    for (let i = 1; i < route.length; i++) edges.add(edgeKey(route[i - 1], route[i]));
+    // Every other node hangs off a node already reached: dead ends and detours.
+    const reached = [...route];
+    for (const v of nodes.filter((w) => !route.includes(w))) {
+      edges.add(edgeKey(v, pick(rng, reached)));
+      reached.push(v);
+    }
+    // A few extra edges (possible shortcuts and cycles), never source–target.
+    const m = randInt(rng, 5, 8);
+    const extra: string[] = [];
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) extra.push(edgeKey(nodes[i], nodes[j]));
+    for (const e of shuffled(rng, extra)) {
+      if (edges.size >= m) break;
+      if (e !== banned) edges.add(e);
+    }
+    const spec: PathSpec = { source, target, edges: [...edges].sort() };
+    const reference = shortestPath(spec);
+    if (reference !== null && reference.length >= 3) return { family: "path", instruction: instruction(spec), spec, reference };
+  }
+}
+
+// ---- corruptions -------------------------------------------------------------------------------
+
+type Op = (rng: Rng, spec: PathSpec, w: string) => string;
+
+const at = (rng: Rng, w: string, from = 0): number => randInt(rng, Math.min(from, Math.max(0, w.length - 1)), Math.max(0, w.length - 1));
+const put = (w: string, i: number, s: string): string => w.slice(0, i) + s + w.slice(i + 1);
+const insert = (w: string, i: number, s: string): string => w.slice(0, i) + s + w.slice(i);
+const drop = (w: string, i: number): string => w.slice(0, i) + w.slice(i + 1);
+
+const OPS: readonly Op[] = [
+  // a node changed to another node of the graph
+  (rng, s, w) =>
+    w.length === 0
+      ? pick(rng, graphNodes(s))
+      : ((i) =>
+          put(
+            w,
+            i,
+            pick(
+              rng,
+              graphNodes(s).filter((c) => c !== w[i]),
+            ),
+          ))(at(rng, w)),
+  // a middle node changed to a neighbour of the node before it (a plausible wrong turn)
+  (rng, s, w) => {
+    if (w.length < 3) return w;
+    const i = randInt(rng, 1, w.length - 2);
+    const ns = neighbours(s, w[i - 1]).filter((c) => c !== w[i]);
+    return ns.length > 0 ? put(w, i, pick(rng, ns)) : w;
+  },
+  // a node dropped (a hop skipped)
+  (rng, _s, w) => (w.length <= 1 ? w : drop(w, at(rng, w, 1))),
+  // ended one node early
+  (_rng, _s, w) => (w.length <= 1 ? w : w.slice(0, -1)),
+  // a node of the graph added
+  (rng, s, w) => insert(w, randInt(rng, 0, w.length), pick(rng, graphNodes(s))),
+  // walked on past the target
+  (rng, s, w) => {
+    const ns = neighbours(s, w[w.length - 1] ?? s.target);
+    return w + pick(rng, ns.length > 0 ? ns : graphNodes(s));
+  },
+  // neighbours swapped
+  (rng, _s, w) => {
+    if (w.length < 2) return w;
+    const i = randInt(rng, 0, w.length - 2);
+    return w.slice(0, i) + w[i + 1] + w[i] + w.slice(i + 2);
+  },
+  // a node visited twice (went back)
+  (rng, _s, w) => {
+    if (w.length < 2) return w + w;
+    const i = randInt(rng, 1, w.length);
+    return insert(w, i, w[randInt(rng, 0, i - 1)]);
+  },
+  // the path backwards
+  (_rng, _s, w) => [...w].reverse().join(""),
+  // straight from source to target, or through one neighbour of the source
+  (rng, s) => (rng() < 0.5 ? s.source + s.target : s.source + pick(rng, neighbours(s, s.source)) + s.target),
+  // a letter outside the graph or not a letter at all
+  (rng, _s, w) => {
+    const c = pick(rng, [..."ijkmnpxyz0123456789 -"]);
+    return rng() < 0.5 ? insert(w, randInt(rng, 0, w.length), c) : put(w, at(rng, w), c);
+  },
+];
+
+/** Strings a model writes when it has not got the task at all. */
+function base(rng: Rng, spec: PathSpec): string {
+  switch (randInt(rng, 0, 4)) {
+    case 0: // a piece of the instruction
+      return pick(rng, [
+        "path",
+        `${spec.source}-${spec.target}`,
+        `${spec.source}-${spec.target}:`,
+        spec.edges.slice(0, 2).join(" "),
+        pick(rng, spec.edges),
+      ]);
+    case 1: // the edge list run together
+      return spec.edges.slice(0, randInt(rng, 2, 4)).join("");
+    case 2: // the graph's letters in order
+      return graphNodes(spec).join("");
+    case 3: // the source over and over
+      return spec.source.repeat(randInt(rng, 2, 4));
+    default: // random letters
+      return Array.from({ length: randInt(rng, 2, 7) }, () => pick(rng, [...NODES])).join("");
+  }
+}
+
+/** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
+function corrupt(spec: PathSpec, reference: string, rng: Rng, severity: number): string {
+  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
+  const target = Math.round(5 * (1 - s));
+  if (target === 5) {
+    // Not damaged: another path where there is one.
+    const others = allPaths(spec).filter((p) => p !== reference && p.length <= 8);
+    return others.length > 0 && rng() < 0.7 ? pick(rng, others) : reference;
+  }
+  let best = "";
+  let bestGap = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < 40 && bestGap > 0; k++) {
+    let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
+    const n = 1 + Math.floor(rng() * (5 - target));
+    for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
+    if (w === reference || w.length > MAX_ANSWER) continue;
+    const gap = Math.abs(score(pathFamily, spec, w).score - target);
+    if (gap < bestGap) {
+      best = w;
+      bestGap = gap;
+    }
+  }
+  return best;
+}
+
+export const pathFamily: Family<PathSpec> = {
+  name: "path",
+  description: "Write a path from the source to the target of a small undirected graph, as the letters of its nodes.",
+  criteria: [
+    "2 to 8 letters, each a-h",
+    "starts at the source and ends at the target",
+    "no node twice",
+    "the first hop is an edge",
+    "every hop is an edge",
+  ],
+  generate,
+  check,
+  trace,
+  corrupt,
+};
