@@ -2,10 +2,12 @@
  * Engine benchmark: srlm's builtin engine against plain eager PyTorch (bench/torch_llama.py) on the
  * same architecture and batch, alternating in the same run. Prints tokens/s for a training step
  * (forward + backward + AdamW), a forward pass and KV-cache sampling, the share of the step spent in
- * kernels (per kernel), and the ratio srlm / PyTorch per round and its median.
+ * kernels (per kernel), one DPO optimizer step with full-parameter and with LoRA training, and the
+ * ratio srlm / PyTorch per round and its median.
  *
  *   npm run bench                                  # both configs, 3 rounds
  *   npm run bench -- --only sandbox --steps 5 --no-torch
+ *   npm run bench -- --dpo-steps 0                 # skip the DPO rows
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -18,7 +20,12 @@ import { llamaConfig, paramCount } from "../src/model/config.js";
 import { generate } from "../src/model/generate.js";
 import { backward, createModel, forward } from "../src/model/llama.js";
 import { initParams } from "../src/model/params.js";
-import { adamwInit, adamwStep } from "../src/train/adamw.js";
+import { adamwInit, adamwStep, adamwStepNamed, clipScale, globalNorm } from "../src/train/adamw.js";
+import { type LmRow, sftRow } from "../src/train/data.js";
+import { type DpoRow, dpoObjective, referenceLogps } from "../src/train/dpo.js";
+import { initLora, loraTargets, loraTrainable } from "../src/train/lora.js";
+import { defaultDpoLoss } from "../src/train/losses.js";
+import { fullTrainable, type Trainable } from "../src/train/trainable.js";
 
 interface BenchConfig {
   name: string;
@@ -44,9 +51,12 @@ const { values: args } = parseArgs({
     "no-torch": { type: "boolean", default: false },
     rounds: { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
+    // DPO rows: timed optimizer steps per mode (after one warm-up step); 0 skips them.
+    "dpo-steps": { type: "string", default: "4" },
   },
 });
 const steps = Number(args.steps);
+const dpoSteps = Number(args["dpo-steps"]);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -64,8 +74,8 @@ function fmt(x: number): string {
   return x >= 100 ? x.toFixed(0) : x.toFixed(1);
 }
 
-async function benchSrlm(bc: BenchConfig) {
-  const cfg = llamaConfig({
+function benchModelConfig(bc: BenchConfig) {
+  return llamaConfig({
     vocabSize: bc.vocab,
     dim: bc.dim,
     nLayers: bc.layers,
@@ -74,6 +84,10 @@ async function benchSrlm(bc: BenchConfig) {
     hiddenDim: bc.hidden,
     maxSeqLen: bc.seq + 1,
   });
+}
+
+async function benchSrlm(bc: BenchConfig) {
+  const cfg = benchModelConfig(bc);
   const kernels = new TimedKernels(await createKernels("ort"));
   const model = createModel(cfg, initParams(cfg, 0), kernels);
   const B = bc.batch;
@@ -139,6 +153,102 @@ async function benchSrlm(bc: BenchConfig) {
   };
 }
 
+/** One DPO workload's numbers: tokens/s over both sequences of every pair, and where the step went. */
+interface DpoBench {
+  tokS: number;
+  stepMs: number;
+  /** Median ms of the step's parts: forward + loss + backward, global norm + AdamW, afterUpdate. */
+  fwdBwdMs: number;
+  optMs: number;
+  afterMs: number;
+  trainedParams: number;
+  kernelShare: number;
+  byOp: string;
+}
+
+/** DPO shapes: batch / 2 pairs, so chosen + rejected rows make the train row's B × T; the completion is the second half. */
+function dpoShape(bc: BenchConfig): { pairs: number; T: number; prompt: number } {
+  return { pairs: Math.max(1, bc.batch >> 1), T: bc.seq, prompt: bc.seq >> 1 };
+}
+
+const dpoAdam = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+const dpoMaxGradNorm = 1;
+
+/**
+ * One DPO optimizer step as the trainer runs it (trainer.ts): zeroGrad, beginMicroBatch, the DPO
+ * objective's step (one forward of chosen + rejected, summed completion log-probs, sigmoid loss
+ * against precomputed reference log-probs, backward), global norm, AdamW with the clip factor,
+ * afterUpdate. Measured for full-parameter training and for LoRA (r 8, alpha 16, no dropout, all
+ * seven Linear layers).
+ */
+async function benchDpo(bc: BenchConfig): Promise<{ full: DpoBench; lora: DpoBench }> {
+  const cfg = benchModelConfig(bc);
+  const kernels = new TimedKernels(await createKernels("ort"));
+  const { pairs, T, prompt } = dpoShape(bc);
+  const rng = mulberry32(2);
+  const rand = (n: number) => Array.from({ length: n }, () => Math.floor(rng() * bc.vocab));
+  const chosen: LmRow[] = [];
+  const rejected: LmRow[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const p = rand(prompt);
+    chosen.push(sftRow(p, rand(T - prompt), T).row);
+    rejected.push(sftRow(p, rand(T - prompt), T).row);
+  }
+  // Reference log-probs: the initial model (a fresh LoRA adapter is a no-op, so the same for both), once.
+  const ref = await referenceLogps(createModel(cfg, initParams(cfg, 0), kernels), chosen, rejected, { batchSize: 2 * pairs });
+  const rows: DpoRow[] = chosen.map((c, i) => ({
+    chosen: c,
+    rejected: rejected[i],
+    refChosen: ref.chosen.logps[i],
+    refRejected: ref.rejected.logps[i],
+    weight: 1,
+  }));
+  const objective = dpoObjective(defaultDpoLoss);
+
+  const run = async (tr: Trainable): Promise<DpoBench> => {
+    const opt = adamwInit();
+    let seed = 0;
+    const step = async () => {
+      const t0 = performance.now();
+      tr.zeroGrad();
+      tr.beginMicroBatch(seed++);
+      const r = await objective.step(tr, rows, rows.length, true);
+      const t1 = performance.now();
+      const norm = globalNorm(tr.grads);
+      if (!Number.isFinite(r.loss) || !Number.isFinite(norm)) throw new Error(`dpo bench: loss ${r.loss}, gradient norm ${norm}`);
+      adamwStepNamed(tr.params, tr.grads, opt, dpoAdam, dpoAdam.lr, clipScale(norm, dpoMaxGradNorm));
+      const t2 = performance.now();
+      await tr.afterUpdate();
+      const t3 = performance.now();
+      return { total: t3 - t0, fwdBwd: t1 - t0, opt: t2 - t1, after: t3 - t2, tokens: r.tokens };
+    };
+    await step(); // warm-up: first-call kernel setup, AdamW moments
+    kernels.reset();
+    const ts = [];
+    for (let i = 0; i < dpoSteps; i++) ts.push(await step());
+    const total = ts.reduce((a, t) => a + t.total, 0);
+    const stepMs = median(ts.map((t) => t.total));
+    return {
+      tokS: ts[0].tokens / (stepMs / 1000),
+      stepMs,
+      fwdBwdMs: median(ts.map((t) => t.fwdBwd)),
+      optMs: median(ts.map((t) => t.opt)),
+      afterMs: median(ts.map((t) => t.after)),
+      trainedParams: tr.params.reduce((a, t) => a + t.data.length, 0),
+      kernelShare: kernels.busyMs / total,
+      byOp: [...kernels.byOp.entries()]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([op, e]) => `${op} ${((100 * e.ms) / total).toFixed(0)}%`)
+        .join(", "),
+    };
+  };
+  const full = await run(fullTrainable(createModel(cfg, initParams(cfg, 0), kernels)));
+  const adapter = initLora(cfg, { r: 8, alpha: 16, dropout: 0, targetModules: [...loraTargets] }, 0);
+  const lora = await run(loraTrainable(createModel(cfg, initParams(cfg, 0), kernels), adapter));
+  await kernels.dispose();
+  return { full, lora };
+}
+
 interface TorchResult {
   matmul_gflops: number;
   train_tok_s: number;
@@ -146,6 +256,16 @@ interface TorchResult {
   sample_new_tok_s: number;
   matmul_share_profiler: number | null;
   matmul_share_estimate: number;
+  /** Present when run with --dpo-steps > 0. */
+  dpo?: { full: TorchDpo; lora: TorchDpo };
+}
+
+interface TorchDpo {
+  tok_s: number;
+  step_ms: number;
+  fwd_bwd_ms: number;
+  opt_ms: number;
+  trained_params: number;
 }
 
 function benchTorch(bc: BenchConfig): TorchResult | string {
@@ -160,6 +280,7 @@ function benchTorch(bc: BenchConfig): TorchResult | string {
       script,
       ...["--dim", bc.dim, "--layers", bc.layers, "--heads", bc.heads, "--kv-heads", bc.kvHeads, "--hidden", bc.hidden],
       ...["--vocab", bc.vocab, "--seq", bc.seq, "--batch", bc.batch, "--steps", steps, "--threads", 2, "--json"].map(String),
+      ...["--dpo-steps", dpoSteps, "--dpo-pairs", dpoShape(bc).pairs, "--dpo-prompt", dpoShape(bc).prompt].map(String),
     ].map(String),
     { encoding: "utf8", env, timeout: 600_000 },
   );
@@ -173,6 +294,23 @@ function benchTorch(bc: BenchConfig): TorchResult | string {
   return JSON.parse(line) as TorchResult;
 }
 
+/** srlm tok/s ÷ PyTorch tok/s per workload (> 1: srlm is faster). */
+interface Ratios {
+  train: number;
+  forward: number;
+  sample: number;
+  "dpo-full"?: number;
+  "dpo-lora"?: number;
+}
+const ratioKeys = ["train", "forward", "sample", "dpo-full", "dpo-lora"] as const;
+const label: Record<keyof Ratios, string> = {
+  train: "train",
+  forward: "forward",
+  sample: "sampling",
+  "dpo-full": "dpo-full",
+  "dpo-lora": "dpo-lora",
+};
+
 // The machines this runs on are shared and noisy: run srlm and PyTorch alternately, `rounds` times,
 // and report every round's ratio and their median.
 const rounds = Number(args.rounds);
@@ -181,7 +319,7 @@ for (const bc of configs) {
   console.log(
     `\n== ${bc.name}: dim ${bc.dim}, ${bc.layers} layers, ${bc.heads} heads / ${bc.kvHeads} kv, MLP ${bc.hidden}, vocab ${bc.vocab}, batch ${bc.batch} × ${bc.seq}`,
   );
-  const ratios: { train: number; forward: number; sample: number }[] = [];
+  const ratios: Ratios[] = [];
   for (let round = 1; round <= (args["no-torch"] ? 1 : rounds); round++) {
     if (!args["no-torch"]) console.log(`-- round ${round}/${rounds}`);
     const s = await benchSrlm(bc);
@@ -193,6 +331,19 @@ for (const bc of configs) {
     console.log(`    by kernel: ${s.byOp}`);
     console.log(`  forward:                    ${fmt(s.forwardTokS)} tok/s`);
     console.log(`  sampling (KV cache):        ${fmt(s.sampleTokS)} new tok/s`);
+    const dpo = dpoSteps > 0 ? await benchDpo(bc) : undefined;
+    if (dpo) {
+      const { pairs, T } = dpoShape(bc);
+      for (const [mode, d] of [
+        ["full", dpo.full],
+        ["lora", dpo.lora],
+      ] as const) {
+        console.log(
+          `  dpo-${mode} step (${pairs} pairs × 2 × ${T}): ${fmt(d.tokS)} tok/s  (median ${fmt(d.stepMs)} ms/step: fwd+loss+bwd ${fmt(d.fwdBwdMs)}, norm+AdamW ${fmt(d.optMs)}, afterUpdate ${fmt(d.afterMs)}; ${(d.trainedParams / 1e6).toFixed(3)}M trained)`,
+        );
+        console.log(`    kernels ${(d.kernelShare * 100).toFixed(0)}% of the step: ${d.byOp}`);
+      }
+    }
     if (args["no-torch"]) continue;
     const t = benchTorch(bc);
     if (typeof t === "string") {
@@ -205,14 +356,38 @@ for (const bc of configs) {
     );
     console.log(`  forward:    ${fmt(t.forward_tok_s)} tok/s`);
     console.log(`  sampling:   ${fmt(t.sample_new_tok_s)} new tok/s`);
-    const r = { train: s.trainTokS / t.train_tok_s, forward: s.forwardTokS / t.forward_tok_s, sample: s.sampleTokS / t.sample_new_tok_s };
+    if (t.dpo) {
+      for (const [mode, d] of [
+        ["full", t.dpo.full],
+        ["lora", t.dpo.lora],
+      ] as const) {
+        console.log(
+          `  dpo-${mode}:   ${fmt(d.tok_s)} tok/s  (median ${fmt(d.step_ms)} ms/step: fwd+loss+bwd ${fmt(d.fwd_bwd_ms)}, clip+AdamW ${fmt(d.opt_ms)}; ${(d.trained_params / 1e6).toFixed(3)}M trained)`,
+        );
+      }
+    }
+    const r: Ratios = {
+      train: s.trainTokS / t.train_tok_s,
+      forward: s.forwardTokS / t.forward_tok_s,
+      sample: s.sampleTokS / t.sample_new_tok_s,
+    };
+    if (dpo && t.dpo) {
+      r["dpo-full"] = dpo.full.tokS / t.dpo.full.tok_s;
+      r["dpo-lora"] = dpo.lora.tokS / t.dpo.lora.tok_s;
+    }
     ratios.push(r);
-    console.log(`ratio srlm / PyTorch: train ${r.train.toFixed(2)}×, forward ${r.forward.toFixed(2)}×, sampling ${r.sample.toFixed(2)}×`);
+    console.log(
+      `ratio srlm / PyTorch: ${ratioKeys
+        .filter((k) => r[k] !== undefined)
+        .map((k) => `${label[k]} ${r[k]?.toFixed(2)}×`)
+        .join(", ")}`,
+    );
   }
   if (ratios.length > 1) {
-    const m = (k: "train" | "forward" | "sample") => median(ratios.map((r) => r[k])).toFixed(2);
+    const m = (k: keyof Ratios) => median(ratios.map((r) => r[k] ?? Number.NaN)).toFixed(2);
+    const keys = ratioKeys.filter((k) => ratios.every((r) => r[k] !== undefined));
     console.log(
-      `${bc.name}: median ratio srlm / PyTorch over ${ratios.length} rounds: train ${m("train")}×, forward ${m("forward")}×, sampling ${m("sample")}×`,
+      `${bc.name}: median ratio srlm / PyTorch over ${ratios.length} rounds: ${keys.map((k) => `${label[k]} ${m(k)}×`).join(", ")}`,
     );
   }
 }

@@ -8,7 +8,11 @@ Measures, on --threads CPU threads (2 by default):
   (d) batched sampling tokens/s with a KV cache (prompt 16 tokens, generate up to --seq,
       temperature 1, multinomial, under torch.no_grad()),
   (e) the share of a training step spent in matmul, from torch.profiler (self time of the
-      mm/addmm/bmm kernels) and, independently, from the FLOP count / measured matmul GFLOP/s.
+      mm/addmm/bmm kernels) and, independently, from the FLOP count / measured matmul GFLOP/s,
+  (f) one DPO optimizer step (--dpo-steps): chosen + rejected rows in one forward, summed
+      log-probs of the completion tokens, sigmoid DPO loss against reference log-probs computed
+      once under torch.no_grad(), backward, clip_grad_norm_, AdamW; full-parameter and LoRA
+      (r 8, alpha 16, frozen base, the seven Linear layers of each block wrapped).
 
 The model mirrors transformers' LlamaForCausalLM / Qwen2ForCausalLM:
   embed_tokens -> per block: RMSNorm -> q/k/v proj (+bias when --qkv-bias) -> rotate-half RoPE
@@ -23,6 +27,7 @@ Run with Debian's torch: /usr/bin/python3 bench/torch_llama.py --json
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -268,6 +273,42 @@ def matmul_flops_per_token(cfg: LlamaConfig, seq: int) -> float:
     return cfg.nLayers * per_layer + 2 * cfg.dim * cfg.vocabSize
 
 
+class LoraLinear(nn.Module):
+    """Minimal LoRA (Hu et al. 2021) around a frozen nn.Linear: y = base(x) + s * (x A^T) B^T with
+    A (r, in) kaiming-uniform(a=sqrt(5)) and B (out, r) zero, s = alpha / r (PEFT's layout, no dropout)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float):
+        super().__init__()
+        self.base = base
+        w = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=w.dtype))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.scale = alpha / r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scale
+
+
+LORA_TARGETS = (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"), ("self_attn", "o_proj"),
+                ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj"))
+
+
+def add_lora(model: LlamaForCausalLM, r: int, alpha: float) -> list[nn.Parameter]:
+    """Freeze every parameter of `model`, wrap the seven Linear layers of each block in LoraLinear;
+    returns the adapter parameters (the only ones with requires_grad)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    out: list[nn.Parameter] = []
+    for layer in model.model.layers:
+        for parent_name, lin_name in LORA_TARGETS:
+            parent = getattr(layer, parent_name)
+            wrapped = LoraLinear(getattr(parent, lin_name), r, alpha)
+            setattr(parent, lin_name, wrapped)
+            out += [wrapped.lora_A, wrapped.lora_B]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmark
 # --------------------------------------------------------------------------------------------
@@ -324,6 +365,65 @@ def profile_matmul_share(step_fn, steps: int) -> dict:
     }
 
 
+def bench_dpo(model: LlamaForCausalLM, pairs: int, prompt: int, steps: int, warmup: int, seed: int,
+              beta: float = 0.1, max_grad_norm: float = 1.0, lr: float = 1e-4, lora_r: int = 8, lora_alpha: float = 16.0) -> dict:
+    """One DPO optimizer step, full-parameter and LoRA, on (2 * pairs, T) rows: chosen rows then
+    rejected rows, each pair sharing its first `prompt` tokens; the completion is the rest, and its
+    tokens (positions prompt .. T-1, predicted at prompt-1 .. T-2) are the ones summed. `model` is
+    the initial policy and the reference; it is copied for each mode, not trained."""
+    cfg = model.cfg
+    T = cfg.maxSeqLen
+    n = pairs
+    g = torch.Generator().manual_seed(seed + 1)
+    tokens = torch.randint(0, cfg.vocabSize, (2 * n, T), generator=g)
+    tokens[n:, :prompt] = tokens[:n, :prompt]
+    mask = torch.zeros(2 * n, T - 1)
+    mask[:, prompt - 1 :] = 1.0
+    labels = tokens[:, 1:].unsqueeze(-1)
+
+    def seq_logps(m: nn.Module) -> torch.Tensor:
+        logits = m(tokens)[:, :-1]  # (2n, T-1, V): position t predicts token t+1
+        lp = torch.log_softmax(logits, dim=-1).gather(-1, labels).squeeze(-1)
+        return (lp * mask).sum(-1)
+
+    with torch.no_grad():
+        ref = seq_logps(model)  # the reference: computed once, before any step
+    ref_c, ref_r = ref[:n], ref[n:]
+    out = {}
+    for mode in ("full", "lora"):
+        policy = copy.deepcopy(model)
+        params = list(policy.parameters()) if mode == "full" else add_lora(policy, lora_r, lora_alpha)
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=True)
+
+        def step():
+            t0 = time.perf_counter()
+            pol = seq_logps(policy)
+            z = beta * ((pol[:n] - ref_c) - (pol[n:] - ref_r))
+            loss = -F.logsigmoid(z).mean()
+            loss.backward()
+            t1 = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            t2 = time.perf_counter()
+            return t2 - t0, t1 - t0, t2 - t1, loss.item()
+
+        for _ in range(warmup):
+            step()
+        ts = [step() for _ in range(steps)]
+        step_s = statistics.median(t[0] for t in ts)
+        out[mode] = {
+            "tok_s": round(2 * n * T / step_s, 1),
+            "step_ms": round(step_s * 1e3, 2),
+            "fwd_bwd_ms": round(statistics.median(t[1] for t in ts) * 1e3, 2),
+            "opt_ms": round(statistics.median(t[2] for t in ts) * 1e3, 2),
+            "best_step_ms": round(min(t[0] for t in ts) * 1e3, 2),
+            "trained_params": sum(p.numel() for p in params),
+            "loss": round(ts[-1][3], 5),
+        }
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dim", type=int, default=384, help="model width")
@@ -343,6 +443,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-runs", type=int, default=3, help="timed sampling runs (median reported)")
     ap.add_argument("--profile-steps", type=int, default=3, help="training steps under torch.profiler (0: skip)")
     ap.add_argument("--seed", type=int, default=0, help="RNG seed")
+    ap.add_argument("--dpo-steps", type=int, default=4, help="timed DPO steps per mode, after 1 warm-up (0: skip DPO)")
+    ap.add_argument("--dpo-pairs", type=int, default=0, help="DPO pairs per step (0: batch // 2, so 2 x pairs rows = batch)")
+    ap.add_argument("--dpo-prompt", type=int, default=0, help="DPO prompt tokens per row (0: seq // 2); the rest is the completion")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with every number")
     args = ap.parse_args(argv)
 
@@ -369,6 +472,7 @@ def main(argv=None) -> int:
         for name, p in model.named_hf_parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 0.02)
+    init_model = copy.deepcopy(model) if args.dpo_steps > 0 else None  # DPO starts from the initial weights
     n_params = param_count(model)
     say(f"model: {n_params/1e6:.2f}M params, {asdict(cfg)}")
 
@@ -449,6 +553,17 @@ def main(argv=None) -> int:
             f"per step, profiler overhead included)")
         say("  top ops (self ms over profiled steps): " + ", ".join(f"{k} {v}" for k, v in prof["top_ops_ms"]))
 
+    # (f) DPO step, full-parameter and LoRA
+    dpo = None
+    if args.dpo_steps > 0:
+        pairs = args.dpo_pairs or max(1, B // 2)
+        dpo_prompt = args.dpo_prompt or T // 2
+        dpo = bench_dpo(init_model, pairs, dpo_prompt, args.dpo_steps, 1, args.seed)
+        for mode, d in dpo.items():
+            say(f"dpo-{mode} ({pairs} pairs x 2 x {T}, completion {T - dpo_prompt} tokens): {d['tok_s']:.0f} tok/s "
+                f"(median step {d['step_ms']:.1f} ms: fwd+loss+bwd {d['fwd_bwd_ms']:.1f}, clip+AdamW {d['opt_ms']:.1f}; "
+                f"best {d['best_step_ms']:.1f} ms; {d['trained_params']/1e6:.3f}M trained, loss {d['loss']:.4f})")
+
     if args.json:
         print(json.dumps({
             "torch": torch.__version__, "threads": torch.get_num_threads(), "blas_env": blas_env,
@@ -461,6 +576,7 @@ def main(argv=None) -> int:
             "matmul_share_estimate": round(est_share, 3),
             "matmul_share_profiler": None if prof is None else round(prof["share_of_unprofiled_step"], 3),
             "profiler": prof,
+            "dpo": dpo,
         }), flush=True)
     return 0
 

@@ -5,7 +5,7 @@
  */
 import { toHfConfig } from "../model/config.js";
 import { backward, type LlamaModel, type Tape } from "../model/llama.js";
-import { type NamedTensor, toNamed, zerosLike } from "../model/params.js";
+import { type LlamaParams, type NamedTensor, toNamed, zerosLike } from "../model/params.js";
 
 export interface Trainable {
   /** "full" or "lora": what `save` writes (an HF model folder or a PEFT adapter folder). */
@@ -31,23 +31,38 @@ export interface Trainable {
   afterUpdate(): void | Promise<void>;
 }
 
-/** Full fine-tuning: every parameter of the model is trained (tied embeddings appear once). */
+/**
+ * Full fine-tuning: every parameter of the model is trained (tied embeddings appear once). The first
+ * micro-batch after `zeroGrad` keeps the backward's fresh gradient arrays as the accumulator (no
+ * zero-fill, no add); later micro-batches add into them.
+ */
 export function fullTrainable(model: LlamaModel): Trainable {
   const c = model.config;
-  const gradParams = zerosLike(c);
-  const grads = toNamed(c, gradParams);
+  let acc: LlamaParams = zerosLike(c);
+  let grads = toNamed(c, acc);
+  let empty = false;
   return {
     kind: "full",
     model,
     configFiles: { "config.json": toHfConfig(c) },
     params: toNamed(c, model.params),
-    grads,
+    get grads() {
+      if (empty) {
+        for (const g of grads) g.data.fill(0);
+        empty = false;
+      }
+      return grads;
+    },
     zeroGrad() {
-      for (const g of grads) g.data.fill(0);
+      empty = true;
     },
     beginMicroBatch() {},
     async backward(tape, dlogp) {
-      await backward(model, tape, dlogp, gradParams);
+      if (empty) {
+        acc = await backward(model, tape, dlogp);
+        grads = toNamed(c, acc);
+        empty = false;
+      } else await backward(model, tape, dlogp, acc);
     },
     afterUpdate() {},
   };
