@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.js";
 import { forward, type LlamaModel } from "../model/llama.js";
 import type { NamedTensor } from "../model/params.js";
-import { dataHash, type LmRow, type PreferenceExample, padRows, sftRow } from "./data.js";
+import { dataHash, type LmRow, lengthGroups, type PreferenceExample, padRows, sftRow } from "./data.js";
 import { type RowLogps, rowLogps, sumPerRow } from "./logps.js";
 import { checkDpoLossConfig, type DpoLossConfig, dpoLoss } from "./losses.js";
 import type { RunOptions } from "./sft.js";
@@ -48,38 +48,66 @@ export function dpoObjective(loss: DpoLossConfig, padId = 0): Objective<DpoRow> 
     name: "dpo",
     units: () => 1,
     async step(t: Trainable, pairs, denominator, train) {
-      const n = pairs.length;
-      const batch = padRows([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId); // (2n, T)
-      const r = await forward(t.model, batch, { train });
-      const idx = Array.from({ length: 2 * n }, (_, i) => i);
-      const seq = new Float64Array(2 * n);
-      const len = new Int32Array(2 * n);
-      sumPerRow(r.logp, batch.targets, batch.T, idx, seq, len);
-      const res = dpoLoss(
-        {
-          policyChosen: seq.subarray(0, n),
-          policyRejected: seq.subarray(n),
-          refChosen: pairs.map((p) => p.refChosen),
-          refRejected: pairs.map((p) => p.refRejected),
-          chosenTokens: len.subarray(0, n),
-          rejectedTokens: len.subarray(n),
-          weights: pairs.map((p) => p.weight),
-          labels: loss.lossType === "soft_label" ? pairs.map((p) => p.label ?? Number.NaN) : undefined,
-        },
-        loss,
-        denominator,
-      );
-      if (train && r.tape) {
-        const dlogp = new Float32Array(batch.B * batch.T);
-        spreadToTokens(res.dPolicyChosen, res.dPolicyRejected, batch.targets, batch.T, dlogp);
-        await t.backward(r.tape, dlogp);
+      // Pairs of similar length run together (less padding); the loss decomposes over pairs.
+      const out = { loss: 0, metrics: {} as Record<string, number>, tokens: 0 };
+      const lengths = pairs.map((p) => Math.max(p.chosen.ids.length, p.rejected.ids.length));
+      for (const group of lengthGroups(lengths, 128)) {
+        const r = await pairGroupStep(
+          t,
+          group.map((i) => pairs[i]),
+          denominator,
+          train,
+          loss,
+          padId,
+        );
+        out.loss += r.loss;
+        out.tokens += r.tokens;
+        for (const [k, v] of Object.entries(r.metrics)) out.metrics[k] = (out.metrics[k] ?? 0) + v;
       }
-      // Metrics are means over this micro-batch; weight them by its share of the step.
-      const metrics: Record<string, number> = {};
-      for (const [k, v] of Object.entries(res.metrics)) if (k !== "loss" && typeof v === "number") metrics[k] = (v * n) / denominator;
-      return { loss: res.loss, metrics, tokens: pairs.reduce((a, p) => a + p.chosen.ids.length + p.rejected.ids.length, 0) };
+      return out;
     },
   };
+}
+
+/** One forward (and backward) over a group of pairs: chosen and rejected rows in one (2n, T) batch. */
+async function pairGroupStep(
+  t: Trainable,
+  pairs: readonly DpoRow[],
+  denominator: number,
+  train: boolean,
+  loss: DpoLossConfig,
+  padId: number,
+) {
+  const n = pairs.length;
+  const batch = padRows([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId); // (2n, T)
+  const r = await forward(t.model, batch, { train });
+  const idx = Array.from({ length: 2 * n }, (_, i) => i);
+  const seq = new Float64Array(2 * n);
+  const len = new Int32Array(2 * n);
+  sumPerRow(r.logp, batch.targets, batch.T, idx, seq, len);
+  const res = dpoLoss(
+    {
+      policyChosen: seq.subarray(0, n),
+      policyRejected: seq.subarray(n),
+      refChosen: pairs.map((p) => p.refChosen),
+      refRejected: pairs.map((p) => p.refRejected),
+      chosenTokens: len.subarray(0, n),
+      rejectedTokens: len.subarray(n),
+      weights: pairs.map((p) => p.weight),
+      labels: loss.lossType === "soft_label" ? pairs.map((p) => p.label ?? Number.NaN) : undefined,
+    },
+    loss,
+    denominator,
+  );
+  if (train && r.tape) {
+    const dlogp = new Float32Array(batch.B * batch.T);
+    spreadToTokens(res.dPolicyChosen, res.dPolicyRejected, batch.targets, batch.T, dlogp);
+    await t.backward(r.tape, dlogp);
+  }
+  // Metrics are means over this group; weight them by its share of the step.
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(res.metrics)) if (k !== "loss" && typeof v === "number") metrics[k] = (v * n) / denominator;
+  return { loss: res.loss, metrics, tokens: pairs.reduce((a, p) => a + p.chosen.ids.length + p.rejected.ids.length, 0) };
 }
 
 /** d(loss)/d(sequence log-prob) is the gradient at every completion token of that sequence. */

@@ -3,7 +3,7 @@
  * masked), rows padded per micro-batch or packed to max_length.
  */
 import { forward } from "../model/llama.js";
-import { dataHash, type LmRow, packRows, padRows, type SftExample, sftRow, targetCount } from "./data.js";
+import { dataHash, type LmRow, lengthGroups, packRows, padRows, type SftExample, sftRow, targetCount } from "./data.js";
 import type { Trainable } from "./trainable.js";
 import { type Objective, runTrainer, type TrainerConfig, type TrainProgress, type TrainResult } from "./trainer.js";
 
@@ -35,19 +35,27 @@ export function sftObjective(padId = 0): Objective<LmRow> {
     name: "sft",
     units: (row) => targetCount(row.targets),
     async step(t: Trainable, rows, denominator, train) {
-      const batch = padRows(rows, padId);
-      const r = await forward(t.model, batch, { train });
-      const { targets } = batch;
-      const N = batch.B * batch.T;
-      let sum = 0;
-      for (let i = 0; i < N; i++) if (targets[i] >= 0) sum -= r.logp[i];
-      if (train && r.tape) {
-        // d(Σ NLL / denominator)/d(logp) = −1/denominator at each completion token
-        const dlogp = new Float32Array(N);
-        for (let i = 0; i < N; i++) if (targets[i] >= 0) dlogp[i] = -1 / denominator;
-        await t.backward(r.tape, dlogp);
+      // Rows of similar length run together (less padding); the loss is a sum, so groups add up.
+      let loss = 0;
+      for (const group of lengthGroups(rows.map((r) => r.ids.length))) {
+        const batch = padRows(
+          group.map((i) => rows[i]),
+          padId,
+        );
+        const r = await forward(t.model, batch, { train });
+        const { targets } = batch;
+        const N = batch.B * batch.T;
+        let sum = 0;
+        for (let i = 0; i < N; i++) if (targets[i] >= 0) sum -= r.logp[i];
+        if (train && r.tape) {
+          // d(Σ NLL / denominator)/d(logp) = −1/denominator at each completion token
+          const dlogp = new Float32Array(N);
+          for (let i = 0; i < N; i++) if (targets[i] >= 0) dlogp[i] = -1 / denominator;
+          await t.backward(r.tape, dlogp);
+        }
+        loss += sum / denominator;
       }
-      return { loss: sum / denominator, metrics: {}, tokens: rows.reduce((a, row) => a + row.ids.length, 0) };
+      return { loss, metrics: {}, tokens: rows.reduce((a, row) => a + row.ids.length, 0) };
     },
   };
 }

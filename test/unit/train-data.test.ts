@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { ConfigError } from "../../src/model/config.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { dpoConfig, sftConfig, toTrlNames } from "../../src/train/config.js";
-import { packRows, padRows, permutation, sftRow, streamIndices, targetCount, tokenizeSft } from "../../src/train/data.js";
+import { lengthGroups, packRows, padRows, permutation, sftRow, streamIndices, targetCount, tokenizeSft } from "../../src/train/data.js";
 import { lrAt } from "../../src/train/schedule.js";
 
 test("sftRow: targets cover exactly the completion tokens", () => {
@@ -112,4 +112,21 @@ test("configs take TRL names, fill TRL defaults and name bad fields", () => {
   assert.throws(() => sftConfig({ output_dir: "o", learning_rate: -1 }), /learning_rate/, "negative lr");
   assert.throws(() => sftConfig({ output_dir: "o", learningRate: 1 }), /learningRate/, "camelCase keys are unknown in files");
   assert.throws(() => sftConfig({}), /output_dir/, "output_dir required");
+});
+
+test("lengthGroups splits short and long rows when padding costs more than a call", () => {
+  const lengths = [40, 160, 45, 150, 42, 158, 44, 155];
+  const groups = lengthGroups(lengths, 100);
+  assert.deepEqual(
+    groups.map((g) => g.map((i) => lengths[i])),
+    [
+      [40, 42, 44, 45],
+      [150, 155, 158, 160],
+    ],
+    "two groups by length",
+  );
+  assert.deepEqual(lengthGroups([10, 12, 11], 256), [[0, 2, 1]], "similar lengths stay in one call");
+  assert.deepEqual(lengthGroups([], 256), [], "empty");
+  const all = lengthGroups([5, 90, 7, 80, 60], 10).flat().sort();
+  assert.deepEqual(all, [0, 1, 2, 3, 4], "every row exactly once");
 });
