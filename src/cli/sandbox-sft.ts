@@ -1,5 +1,5 @@
 /**
- * `srlm sandbox sft [--preset sandbox] [--out runs/sandbox] [--kernels ort|reference]`: build M1 in
+ * `srlm sandbox sft [--preset sandbox] [--out runs/sandbox] [--set sft.steps=4000]…`: build M1 in
  * the sandbox (seed data → warm-up → EFT from its own samples → SFT on IFT + EFT) and print its
  * metrics against the gold scorer, with the preset's targets. Re-running with the same --out resumes.
  */
@@ -18,9 +18,11 @@ export async function sandboxSftCommand(argv: string[]): Promise<void> {
       preset: { type: "string", default: "sandbox" },
       out: { type: "string" },
       kernels: { type: "string", default: "ort" },
+      set: { type: "string", multiple: true, default: [] },
     },
   });
   const p = preset(values.preset as string);
+  for (const kv of values.set ?? []) setPath(p as unknown as Record<string, unknown>, kv);
   const out = values.out ?? `runs/${p.name}`;
   const kind = values.kernels as KernelsKind;
   if (kind !== "ort" && kind !== "reference") throw new Error(`--kernels must be "ort" or "reference" (got "${kind}")`);
@@ -40,6 +42,28 @@ export async function sandboxSftCommand(argv: string[]): Promise<void> {
     process.stdout.write(`M1: ${out}/m1/final (HF folder + tokenizer.json); metrics: ${out}/m1_metrics.json\n`);
   } finally {
     await kernels.dispose();
+  }
+}
+
+/** `--set sft.steps=4000`: overwrite one existing field of the preset (the value parsed as JSON when it can be). */
+export function setPath(obj: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf("=");
+  if (eq < 1) throw new Error(`--set ${assignment}: expected key=value`);
+  const keys = assignment.slice(0, eq).split(".");
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  let o: Record<string, unknown> = obj;
+  for (const [i, k] of keys.entries()) {
+    if (!(k in o)) throw new Error(`--set ${assignment}: "${keys.slice(0, i + 1).join(".")}" is not a preset field (fields here: ${Object.keys(o).join(", ")})`);
+    if (i === keys.length - 1) {
+      if (typeof o[k] !== typeof value) throw new Error(`--set ${assignment}: "${keys.join(".")}" is a ${typeof o[k]}, got ${JSON.stringify(value)}`);
+      o[k] = value;
+    } else o = o[k] as Record<string, unknown>;
   }
 }
 

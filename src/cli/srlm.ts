@@ -5,7 +5,7 @@
 import { sandboxSftCommand } from "./sandbox-sft.js";
 
 const usage = `usage:
-  srlm sandbox sft [--preset sandbox|sandbox-tiny] [--out runs/<preset>] [--kernels ort|reference]
+  srlm sandbox sft [--preset sandbox|sandbox-tiny] [--out runs/<preset>] [--set key=value]… [--kernels ort|reference]
 `;
 
 async function main(argv: string[]): Promise<void> {
