@@ -81,9 +81,10 @@ export function formatMetrics(m: SandboxMetrics, n: number): string {
   s += judgeLine("own samples", m.judgeOwn);
   s += judgeLine("corruptions", m.judgeCorrupt);
   s += `  likelihood ranking of own samples: pairwise ${f2(m.likelihoodPairwiseAccuracy)}\n`;
-  s += "  per family (gold / exact):";
-  for (const [name, pf] of Object.entries(m.perFamily)) s += `  ${name} ${f2(pf.gold)}/${f2(pf.exact)}`;
-  s += "\n";
+  s += "  per family            gold   exact  judge pairwise (own)  likelihood pairwise\n";
+  for (const [name, pf] of Object.entries(m.perFamily)) {
+    s += `    ${name.padEnd(18)}  ${f2(pf.gold)}   ${f2(pf.exact)}   ${f2(pf.judgeOwnPairwise)}                  ${f2(pf.likelihoodPairwise)}\n`;
+  }
   s += `targets: gold in [2, 4] ${ok(m.gold >= 2 && m.gold <= 4)}; judge pairwise on own samples ≥ 0.65 ${ok(m.judgeOwn.pairwiseAccuracy >= 0.65)}; above the likelihood ranking ${ok(m.judgeOwn.pairwiseAccuracy > m.likelihoodPairwiseAccuracy + 0.05)}\n`;
   return s;
 }

@@ -50,8 +50,8 @@ export interface SandboxMetrics {
   gold: number;
   exact: number;
   length: number;
-  /** Per family: greedy gold and exact match. */
-  perFamily: Record<string, { gold: number; exact: number; n: number }>;
+  /** Per family: greedy gold and exact match; the judge's and the likelihood's pairwise accuracy on own samples. */
+  perFamily: Record<string, { gold: number; exact: number; n: number; judgeOwnPairwise: number; likelihoodPairwise: number }>;
   /** Sampled answers: mean gold, and distinct answers per prompt out of `samples`. */
   sampledGold: number;
   distinct: number;
@@ -143,7 +143,7 @@ export async function evaluateSandbox(
     const f = familyByName(families, t.family);
     const g = score(f, t.spec, sanitizeAnswer(greedy[i][0].text)).score;
     golds.push(g);
-    const pf = (perFamily[t.family] ??= { gold: 0, exact: 0, n: 0 });
+    const pf = (perFamily[t.family] ??= { gold: 0, exact: 0, n: 0, judgeOwnPairwise: Number.NaN, likelihoodPairwise: Number.NaN });
     pf.gold += g;
     pf.exact += g === 5 ? 1 : 0;
     pf.n++;
@@ -169,9 +169,13 @@ export async function evaluateSandbox(
     tasks.map((t, i) => ({ task: t, answers: sampled[i].map((s) => sanitizeAnswer(s.text)) })),
     opts,
   );
-  const likelihood = pairwiseAccuracy(
-    own.scored.map((g, i) => ({ gold: g.gold, judged: sampled[i].map((s) => s.logprob / Math.max(1, s.ids.length)) })),
-  );
+  const byLikelihood = own.scored.map((g, i) => ({ gold: g.gold, judged: sampled[i].map((s) => s.logprob / Math.max(1, s.ids.length)) }));
+  const likelihood = pairwiseAccuracy(byLikelihood);
+  for (const [name, pf] of Object.entries(perFamily)) {
+    const mine = (_: unknown, i: number) => tasks[i].family === name;
+    pf.judgeOwnPairwise = pairwiseAccuracy(own.scored.filter(mine)).accuracy;
+    pf.likelihoodPairwise = pairwiseAccuracy(byLikelihood.filter(mine)).accuracy;
+  }
   // The judge on graded corruptions of the reference (severities spread over [0, 1]).
   const rng = mulberry32((opts.seed ?? 0) + 17);
   const corrupted = tasks.map((t) => {
