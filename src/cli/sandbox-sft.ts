@@ -59,9 +59,13 @@ export function setPath(obj: Record<string, unknown>, assignment: string): void 
   }
   let o: Record<string, unknown> = obj;
   for (const [i, k] of keys.entries()) {
-    if (!(k in o)) throw new Error(`--set ${assignment}: "${keys.slice(0, i + 1).join(".")}" is not a preset field (fields here: ${Object.keys(o).join(", ")})`);
+    if (!(k in o))
+      throw new Error(
+        `--set ${assignment}: "${keys.slice(0, i + 1).join(".")}" is not a preset field (fields here: ${Object.keys(o).join(", ")})`,
+      );
     if (i === keys.length - 1) {
-      if (typeof o[k] !== typeof value) throw new Error(`--set ${assignment}: "${keys.join(".")}" is a ${typeof o[k]}, got ${JSON.stringify(value)}`);
+      if (typeof o[k] !== typeof value)
+        throw new Error(`--set ${assignment}: "${keys.join(".")}" is a ${typeof o[k]}, got ${JSON.stringify(value)}`);
       o[k] = value;
     } else o = o[k] as Record<string, unknown>;
   }
@@ -70,7 +74,10 @@ export function setPath(obj: Record<string, unknown>, assignment: string): void 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
 
 function judgeLine(name: string, q: JudgeQuality): string {
-  return `  judge on ${name.padEnd(15)} pairwise ${f2(q.pairwiseAccuracy)} (${q.pairs} pairs)  best-of-N ${f2(q.bestOfNAccuracy)}  MAE ${f2(q.mae)}  Spearman ${f2(q.spearman)}  parse failures ${f2(q.parseFailureRate)}\n`;
+  return (
+    `  judge on ${name.padEnd(15)} pairwise ${f2(q.pairwiseAccuracy)} (${q.pairs} pairs)  best-of-N ${f2(q.bestOfNAccuracy)}  MAE ${f2(q.mae)}  Spearman ${f2(q.spearman)}  parse failures ${f2(q.parseFailureRate)}\n` +
+    `  ${"".padEnd(24)} trace exact ${f2(q.traceExact)}  criterion bits right ${q.bitAccuracy.map(f2).join(" ")}\n`
+  );
 }
 
 export function formatMetrics(m: SandboxMetrics, n: number): string {

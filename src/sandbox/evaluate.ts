@@ -16,7 +16,7 @@ import { generate } from "../model/generate.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { familyByName, type SandboxTask } from "./data.js";
-import { answerPrompt, judgePrompt, sanitizeAnswer } from "./forms.js";
+import { answerPrompt, judgement, judgePrompt, sanitizeAnswer } from "./forms.js";
 import { type Family, score } from "./task.js";
 
 export interface SandboxEvalOptions {
@@ -42,6 +42,10 @@ export interface JudgeQuality {
   /** Pairs with different gold scores the accuracy is over. */
   pairs: number;
   bestOfNAccuracy: number;
+  /** Share of judgements whose trace (everything before the criterion bits) equals the gold trace. */
+  traceExact: number;
+  /** Per criterion (easiest first): share of judgements whose bit equals the gold bit. */
+  bitAccuracy: number[];
 }
 
 export interface SandboxMetrics {
@@ -80,12 +84,20 @@ export async function judgeGroups(
   });
   let k = 0;
   let failures = 0;
+  let traceExact = 0;
+  const bits = [0, 0, 0, 0, 0];
   const scored = groups.map((g) => {
     const f = familyByName(families, g.task.family);
     const gold = g.answers.map((a) => score(f, g.task.spec, a).score);
-    const judged = g.answers.map(() => {
-      const r = parseScore(out[k++][0].text);
+    const judged = g.answers.map((a) => {
+      const text = out[k++][0].text;
+      const r = parseScore(text);
       if (!r.ok) failures++;
+      // Step by step against the gold judgement: is the trace right, is each criterion bit right?
+      const want = judgement(f, g.task.spec, a).text.split("\n");
+      const got = text.split("\n");
+      if (got[0] === want[0]) traceExact++;
+      for (let c = 0; c < 5; c++) if (got[1]?.[c] === want[1][c]) bits[c]++;
       return r.ok ? r.score : Number.NaN;
     });
     return { gold, judged };
@@ -103,6 +115,8 @@ export async function judgeGroups(
       pairwiseAccuracy: pw.accuracy,
       pairs: pw.pairs,
       bestOfNAccuracy: bestOfNAccuracy(scored).accuracy,
+      traceExact: traceExact / Math.max(1, prompts.length),
+      bitAccuracy: bits.map((b) => b / Math.max(1, prompts.length)),
     },
   };
 }
