@@ -4,14 +4,16 @@ import { mulberry32 } from "../../src/engine/tensor.js";
 import { type IncreasingSpec, increasingFamily } from "../../src/sandbox/families/increasing.js";
 import { type PathSpec, pathFamily } from "../../src/sandbox/families/path.js";
 import { type SumSpec, sumFamily } from "../../src/sandbox/families/sum.js";
-import { SANDBOX_ALPHABET } from "../../src/sandbox/forms.js";
+import { judgement, judgePrompt, SANDBOX_ALPHABET } from "../../src/sandbox/forms.js";
 import type { Family, Rng, Task } from "../../src/sandbox/task.js";
 import { score } from "../../src/sandbox/task.js";
 
 const FAMILIES: Family[] = [pathFamily, sumFamily, increasingFamily];
 const MAX_INSTRUCTION = 40;
 const MAX_ANSWER = 20;
-const MAX_TRACE = 90;
+/** Any answer's trace stays under this; the judge example (prompt, trace, bits, score) stays ≤ 188 for answers of ≤ 20 characters. */
+const MAX_TRACE = 170;
+const MAX_JUDGE = 188;
 
 const bits = (s: string): boolean[] => [...s].map((c) => c === "1");
 const show = (v: readonly boolean[]): string => v.map((b) => (b ? "1" : "0")).join("");
@@ -200,12 +202,44 @@ test("sandbox families a: instructions, answers, traces and corruptions stay in 
       assertLine(t.reference, MAX_ANSWER, `${f.name} reference`);
       const bad = f.corrupt(t.spec, t.reference, rng, rng());
       assertLine(bad, MAX_ANSWER, `${f.name} corruption of ${t.instruction}`);
-      for (const a of [t.reference, bad, fuzz(rng), "", "1 2 3 4 5 6 7 8 9 10 11 12", "123456789 987654321 5", "abcdefghabcdefgh"]) {
+      const short = fuzz(rng).slice(0, MAX_ANSWER);
+      for (const a of [
+        t.reference,
+        bad,
+        short,
+        "",
+        "1 2 3 4 5 6 7 8 9 10 11",
+        "1234567 7654321 5",
+        "abcdefghabcdefgh",
+        "123 456 789 12 345",
+      ]) {
         const tr = f.trace(t.spec, a);
         assertLine(tr, MAX_TRACE, `${f.name} trace of ${JSON.stringify(a)} for ${t.instruction}`);
         assert.ok(!tr.includes("  ") && tr.trim() === tr && tr.length > 0, `${f.name} trace ${JSON.stringify(tr)}: single spaces only`);
+        const full = judgePrompt(t.instruction, a) + judgement(f, t.spec, a).text;
+        assert.ok(full.length <= MAX_JUDGE, `${f.name} judge example of ${full.length} characters: ${JSON.stringify(full)}`);
       }
     }
+  }
+});
+
+test("sandbox families a: judge examples fit 188 characters over 2000 tasks (reference and 3 corruptions)", () => {
+  for (const f of FAMILIES) {
+    const rng = mulberry32(47);
+    let max = 0;
+    let total = 0;
+    let n = 0;
+    for (const t of tasks(f, 2000, 53)) {
+      for (const a of [t.reference, ...[0, 1, 2].map(() => f.corrupt(t.spec, t.reference, rng, rng()))]) {
+        const full = judgePrompt(t.instruction, a) + judgement(f, t.spec, a).text;
+        assert.ok(inAlphabet(full), `${f.name}: ${JSON.stringify(full)} uses a character outside SANDBOX_ALPHABET`);
+        assert.ok(full.length <= MAX_JUDGE, `${f.name} judge example of ${full.length} characters: ${JSON.stringify(full)}`);
+        max = Math.max(max, full.length);
+        total += full.length;
+        n++;
+      }
+    }
+    assert.ok(total / n < 135, `${f.name}: judge examples average ${(total / n).toFixed(1)} characters (max ${max})`);
   }
 });
 
@@ -243,24 +277,48 @@ test("sandbox families a: check and trace accept any string without throwing", (
 
 // ---- traces ------------------------------------------------------------------------------------
 
+const SUM27: SumSpec = { target: 27, list: [19, 1, 15, 9, 18] };
+
 const TRACES: [family: Family, spec: unknown, answer: string, trace: string][] = [
-  [pathFamily, PATH, "abde", "1a 2b 3d 4e | ab+ bd+ de+ | a=a+ e=e+"],
-  [pathFamily, PATH, "abdbde", "1a 2b 3d 4b! 5d! 6e | ab+ bd+ db+ bd+ de+ | a=a+ e=e+"],
-  [pathFamily, PATH, "zz9!", "1z 2z! 3# 4# | zz- z#- ##- | z=a- #=e-"],
-  [pathFamily, PATH, "abdeabdeabde", "1a 2b 3d 4e 5a! 6b! 7d! 8e! .. | ab+ bd+ de+ ea- ab+ bd+ de+ | a=a+ e=e+"],
-  [pathFamily, PATH, "a", "1a | none | a=a+ a=e-"],
+  [pathFamily, PATH, "abde", "a b:a- d:a-b- e:a-b-d- | ab:ab+ bd:ab-bd+ de:ab-bd-ce-cf-de+ | a=a+ e=e+"],
+  [pathFamily, PATH, "adbe", "a d:a- b:a-d- e:a-d-b- | ad:ab-bd-ce-cf-de- | a=a+ e=e+"],
+  [pathFamily, PATH, "abdbde", "a b:a- d:a-b- b:a-b+d- d e | ab:ab+ bd:ab-bd+ bd:ab-bd+ bd:ab-bd+ de:ab-bd-ce-cf-de+ | a=a+ e=e+"],
+  [pathFamily, PATH, "zz9!", "z z:z+ # # | zz:- | z=a- #=e-"],
+  [
+    pathFamily,
+    PATH,
+    "abdeabdeabde",
+    "a b:a- d:a-b- e:a-b-d- a:a+b-d-e- b d e .. | ab:ab+ bd:ab-bd+ de:ab-bd-ce-cf-de+ ae:ab-bd-ce-cf-de- | a=a+ e=e+",
+  ],
+  [pathFamily, PATH, "a", "a | none | a=a+ a=e-"],
   [pathFamily, PATH, "", "empty"],
-  [sumFamily, SUM, "4 9", "nsn+ | 4@1 9@2 | 4<9+ 4+9=13+"],
-  [sumFamily, SUM, "9 4", "nsn+ | 9@2 4@1 | 9>4- 9+4=13+"],
-  [sumFamily, SUM, "4,9", "nxn- | 4@1 9@2 | 4<9+ 4+9=13+"],
-  [sumFamily, SUM, "4", "n- | 4@1 .@- | 4<.- 4+.=.-"],
-  [sumFamily, SUM, "4 9 2 7 5 4 9 2 7 5", "nsnsnsns..- | 4@1 9@2 | 4<9+ 4+9=13+"],
+  [sumFamily, SUM, "4 9", "nsn+ | 4=4+ | 9=4- 9=9+ | 4<9+ 4+9=13 13=13+"],
+  [sumFamily, SUM, "9 4", "nsn+ | 9=4- 9=9+ | 4=4+ | 9>4- 9+4=13 13=13+"],
+  [sumFamily, SUM, "4,9", "nxn- | 4=4+ | 9=4- 9=9+ | 4<9+ 4+9=13 13=13+"],
+  [sumFamily, SUM, "6 7", "nsn+ | 6=4- 6=9- 6=2- 6=7- 6=5- | 7=4- 7=9- 7=2- 7=7+ | 6<7+ 6+7=13 13=13+"],
+  [sumFamily, SUM, "4", "n- | 4=4+ | . | .- .-"],
+  [sumFamily, SUM, "4 9 2 7 5 4 9 2 7 5", "nsnsns..- | 4=4+ | 9=4- 9=9+ | 4<9+ 4+9=13 13=13+"],
   [sumFamily, SUM, "", "empty"],
-  [increasingFamily, UP, "2 8 9", "nsnsn+ | 1:2@2 2:8@3 3:9@5 | 3=3+ 2<8<9+ 2<3<5+"],
-  [increasingFamily, UP, "2 3 9", "nsnsn+ | 1:2@2 2:3@- 3:9@5 | 3=3+ 2<3<9+ 2<5+"],
-  [increasingFamily, UP, "1 2 9", "nsnsn+ | 1:1@4 2:2@2 3:9@5 | 3=3+ 1<2<9+ 4>2<5-"],
-  [increasingFamily, UP, "hello!", "xxxxxx- | none | 0=3- .- .-"],
-  [increasingFamily, UP, "5 2 8 1 9 4 5 2", "nsnsnsns..+ | 1:5@1 2:2@2 3:8@3 4:1@4 5:9@5 .. | 8=3- 5>2<8>1<9..- 1<2<3<4<5..-"],
+  [sumFamily, SUM27, "9 18", "nsn+ | 9=19- 9=1- 9=15- 9=9+ | 18=19- 18=1- 18=15- 18=9- 18=18+ | 9<18+ 9+8=17 0+1+1=2 27=27+"],
+  [sumFamily, SUM27, "19 9", "nsn+ | 19=19+ | 9=19- 9=1- 9=15- 9=9+ | 19>9- 9+9=18 1+0+1=2 28=27-"],
+  [increasingFamily, UP, "2 8 9", "nsnsn+ | 2<8<9+ | 1:2=5- 2=2+ 2:8=8+ 3:9=1- 9=9+ | 3=3+"],
+  [increasingFamily, UP, "2 3 9", "nsnsn+ | 2<3<9+ | 1:2=5- 2=2+ 2:3=8- 3=1- 3=9- 3=4- / 3=5- 3=2- 3:9=8- 9=1- 9=9+ | 3=3+"],
+  [increasingFamily, UP, "1 2 9", "nsnsn+ | 1<2<9+ | 1:1=5- 1=2- 1=8- 1=1+ 2:2=9- 2=4- / 2=5- 2=2! 3:9=8- 9=1- 9=9+ | 3=3+"],
+  [increasingFamily, UP, "2 2 8", "nsnsn+ | 2=2<8- | 1:2=5- 2=2+ 2:2=8- 2=1- 2=9- 2=4- / 2=5- 2=2! 3:8=8+ | 3=3+"],
+  [increasingFamily, UP, "hello!", "xxxxxx- | .- | none | 0=3-"],
+  [increasingFamily, UP, "5 2 8 1 9 4 5 2", "nsnsnsns..+ | 5>2<8>1<9..- | 1:5=5+ 2:2=2+ 3:8=8+ 4:1=1+ 5:9=9+ .. | 8=3-"],
+  [
+    increasingFamily,
+    UP,
+    "3 6 1 2",
+    "nsnsnsn+ | 3<6>1<2- | 1:3=5- 3=2- 3=8- 3=1- 3=9- 3=4- 2:6=5- 6=2- 6=8- 6=1- 6=9- 6=4- 3:1=5- 1=2- 1=8- 1=1+ 4:2=9- 2=4- / 2=5- 2=2! | 4=3-",
+  ],
+  [
+    increasingFamily,
+    UP,
+    "3 1 2 7",
+    "nsnsnsn+ | 3>1<2<7- | 1:3=5- 3=2- 3=8- 3=1- 3=9- 3=4- 2:1=5- 1=2- 1=8- 1=1+ 3:2=9- 2=4- / 2=5- 2=2! .. | 4=3-",
+  ],
   [increasingFamily, UP, "", "empty"],
 ];
 
@@ -302,61 +360,182 @@ test("sandbox families a: a criterion's outcome changes, the trace changes", () 
   }
 });
 
-// Readers that derive each criterion from the trace's local steps and the instruction alone,
-// without the trace's own +/- signs: the trace is enough to judge (answers within the walk's cap).
+// Readers that derive each criterion from the trace and the instruction alone. They re-do every
+// step from the operands written next to it (a mark must be the outcome of its comparison, a scan
+// must copy the instruction's list in order, a column sum must add up) and then read the criteria
+// off the steps, never off the answer. Traces cut with `..` are skipped (answers past the caps).
+
+const mark = (ok: boolean): string => (ok ? "+" : "-");
 
 function readPath(spec: PathSpec, trace: string): boolean[] | null {
   if (trace === "empty") return [false, false, false, false, false];
   const [walk, hops, ends] = trace.split(" | ");
   if (walk.endsWith("..")) return null;
-  const nodes = walk.split(" ").map((s) => s.replace(/^[0-9]+/, ""));
-  const letters = nodes.map((s) => s[0]);
-  const pairs = hops === "none" ? [] : hops.split(" ").map((h) => h.slice(0, 2));
-  const isEdge = (p: string): boolean => spec.edges.includes([...p].sort().join(""));
+  const groups = walk.split(" ");
+  const nodes = groups.map((g) => g[0]);
+  let repeat = false;
+  for (const [i, g] of groups.entries()) {
+    if (i === 0 || repeat) {
+      assert.equal(g.length, 1, `path ${trace}: group ${g} is only the node`);
+      continue;
+    }
+    const marks = g.slice(2);
+    assert.equal(g[1], ":", `path ${trace}: group ${g}`);
+    assert.equal(marks.length, 2 * i, `path ${trace}: group ${g} compares with the ${i} nodes before`);
+    for (let j = 0; j < i; j++) {
+      assert.equal(marks[2 * j], nodes[j], `path ${trace}: group ${g} copies the walk in order`);
+      if (nodes[j] !== "#") assert.equal(marks[2 * j + 1], mark(nodes[j] === nodes[i]), `path ${trace}: mark in ${g}`);
+    }
+    repeat = marks.includes("+");
+  }
+  const isNode = (c: string): boolean => c >= "a" && c <= "h";
+  const found: boolean[] = [];
+  if (hops !== "none") {
+    for (const [i, h] of hops.split(" ").entries()) {
+      const [hop, items] = h.split(":");
+      assert.equal(hop, [nodes[i], nodes[i + 1]].sort().join(""), `path ${trace}: hop ${i + 1} is the walk's`);
+      if (!isNode(hop[0]) || !isNode(hop[1])) {
+        assert.equal(items, "-", `path ${trace}: a hop off the graph`);
+        found.push(false);
+        continue;
+      }
+      const scanned = items.match(/.../g) ?? [];
+      scanned.forEach((it, k) => {
+        assert.equal(it.slice(0, 2), spec.edges[k], `path ${trace}: the scan copies the edge list in order`);
+        assert.equal(it[2], mark(it.slice(0, 2) === hop), `path ${trace}: mark of ${it}`);
+      });
+      found.push(scanned.at(-1)?.[2] === "+");
+    }
+    assert.equal(
+      found.length,
+      found.includes(false) ? found.indexOf(false) + 1 : nodes.length - 1,
+      `path ${trace}: hops up to the first miss`,
+    );
+  } else assert.ok(nodes.length < 2, `path ${trace}: none only for one node`);
   const [first, last] = ends.split(" ");
+  assert.ok(
+    first[0] === nodes[0] && last[0] === nodes.at(-1) && first[2] === spec.source && last[2] === spec.target,
+    `path ${trace}: ends`,
+  );
+  assert.ok(first[3] === mark(first[0] === first[2]) && last[3] === mark(last[0] === last[2]), `path ${trace}: end marks`);
   return [
-    letters.length >= 2 && letters.length <= 8 && letters.every((c) => c >= "a" && c <= "h"),
-    first[0] === first[2] && first[2] === spec.source && last[0] === last[2] && last[2] === spec.target,
-    nodes.every((s) => !s.endsWith("!")),
-    pairs.length > 0 && isEdge(pairs[0]),
-    pairs.length > 0 && pairs.every(isEdge),
+    nodes.length >= 2 && nodes.length <= 8 && nodes.every(isNode),
+    first[0] === spec.source && last[0] === spec.target,
+    !repeat,
+    found.length > 0 && found[0],
+    found.length === nodes.length - 1 && found.every(Boolean) && found.length > 0,
   ];
+}
+
+/** Re-does a scan `v=x± v=y± …` over `items` from `from`, going round with `/`; returns its outcome. */
+function readScan(
+  trace: string,
+  text: string,
+  items: readonly string[],
+  from = 0,
+  round = false,
+): { found: boolean; back: boolean; at: number } {
+  const steps = text.split(" ");
+  let k = 0;
+  let wrapped = false;
+  let back = false;
+  let at = -1;
+  for (const st of steps) {
+    if (st === "/") {
+      assert.ok(round && from + k === items.length, `${trace}: / where the list ends`);
+      wrapped = true;
+      continue;
+    }
+    const [v, rest] = st.split("=");
+    const item = rest.slice(0, -1);
+    const idx = (from + k) % items.length;
+    assert.equal(item, items[idx], `${trace}: step ${st} copies the list in order`);
+    assert.ok(v === steps.find((x) => x !== "/")!.split("=")[0], `${trace}: step ${st} repeats the value`);
+    const eq = v === item;
+    assert.equal(rest.at(-1), eq ? (wrapped ? "!" : "+") : "-", `${trace}: mark of ${st}`);
+    if (eq) {
+      back = wrapped;
+      at = idx;
+    }
+    k++;
+  }
+  return { found: at >= 0, back, at };
 }
 
 function readSum(spec: SumSpec, trace: string): boolean[] | null {
   if (trace === "empty") return [false, false, false, false, false];
-  const [shape, looks, steps] = trace.split(" | ");
-  const found = looks.split(" ").map((l) => {
-    const [n, p] = l.split("@");
-    return p !== "-" && String(spec.list[Number(p) - 1]) === n;
+  const [shape, lookA, lookB, steps] = trace.split(" | ");
+  if (lookA.endsWith("..") || lookB.endsWith("..")) return null;
+  const items = spec.list.map(String);
+  const found = [lookA, lookB].map((l) => (l === "." ? false : readScan(trace, l, items).found));
+  if (steps === ".- .-") return [shape.slice(0, -1) === "nsn", found[0], found[1], false, false];
+  const [order, ...rest] = steps.split(" ");
+  const [, a, rel, b] = order.match(/^([0-9.]+)([<=>])([0-9.]+)[+-]$/)!;
+  if (a.includes(".") || b.includes(".")) return null;
+  assert.equal(
+    rel,
+    a.length === b.length ? (a < b ? "<" : a > b ? ">" : "=") : Number(a) < Number(b) ? "<" : ">",
+    `sum ${trace}: relation`,
+  );
+  // The columns: units first, each adding the digits of a and b (and the carry) below it.
+  const cols = rest.slice(0, -1);
+  const [da, db] = [String(Number(a)), String(Number(b))].map((x) => [...x].reverse());
+  let carry = 0;
+  let total = "";
+  cols.forEach((c, i) => {
+    const m = c.match(/^([0-9])\+([0-9])(?:\+([01]))?=([0-9]+)$/)!;
+    assert.ok(m, `sum ${trace}: column ${c}`);
+    assert.ok(
+      m[1] === (da[i] ?? "0") && m[2] === (db[i] ?? "0") && Number(m[3] ?? 0) === carry,
+      `sum ${trace}: column ${c} adds the right digits`,
+    );
+    const s = Number(m[1]) + Number(m[2]) + carry;
+    assert.equal(Number(m[4]), s, `sum ${trace}: column ${c} adds up`);
+    total = i === cols.length - 1 ? String(s) + total : String(s % 10) + total;
+    carry = Math.floor(s / 10);
   });
-  const [order, sum] = steps.split(" ");
-  return [
-    shape.slice(0, -1) === "nsn",
-    found[0],
-    found[1],
-    order.slice(0, -1).includes("<") && !order.includes("."),
-    sum.slice(0, -1).split("=")[1] === String(spec.target),
-  ];
+  const [got, target] = rest.at(-1)!.slice(0, -1).split("=");
+  assert.ok(got === total && target === String(spec.target), `sum ${trace}: the sum ${got} read off the columns, against the target`);
+  return [shape.slice(0, -1) === "nsn", found[0], found[1], rel === "<", got === target];
 }
 
 function readIncreasing(spec: IncreasingSpec, trace: string): boolean[] | null {
   if (trace === "empty") return [false, false, false, false, false];
-  const [shape, walk, steps] = trace.split(" | ");
+  const [shape, chain, walk, count] = trace.split(" | ");
   if (walk.endsWith("..") || shape.includes("..")) return null;
-  const items = walk === "none" ? [] : walk.split(" ");
-  const [count, values, positions] = steps.split(" ");
-  const chainOk = (c: string): boolean => /^[0-9.]+(<[0-9.]+)+$/.test(c.slice(0, -1));
+  const values = chain === ".-" ? [] : chain.slice(0, -1).split(/[<=>]/);
+  const rels = chain.slice(0, -1).match(/[<=>]/g) ?? [];
+  rels.forEach((r, i) => {
+    const [x, y] = [Number(values[i]), Number(values[i + 1])];
+    assert.equal(r, x < y ? "<" : x > y ? ">" : "=", `increasing ${trace}: relation ${values[i]}${r}${values[i + 1]}`);
+  });
+  const groups = walk === "none" ? [] : walk.split(/ ?[0-9]+:/).slice(1);
+  const items = spec.list.map(String);
+  let from = 0;
+  let missing = false;
+  let back = false;
+  let found = 0;
+  for (const [i, g] of groups.entries()) {
+    assert.equal(g.replace(/^\/ /, "").split("=")[0], values[i], `increasing ${trace}: scan ${i + 1} is for the chain's number ${i + 1}`);
+    const r = readScan(trace, g, items, from, true);
+    if (r.found) {
+      found++;
+      back ||= r.back;
+      from = r.at + 1;
+    } else {
+      missing = true;
+      assert.equal(g.split(" ").filter((x) => x !== "/").length, items.length, `increasing ${trace}: a miss goes all the way round`);
+    }
+  }
+  const [n, k] = count.slice(0, -1).split("=");
+  assert.equal(Number(n), groups.length, `increasing ${trace}: the count is the last index`);
+  assert.equal(k, String(spec.k), `increasing ${trace}: k`);
   return [
     /^n(sn)*$/.test(shape.slice(0, -1)),
-    items.length > 0 &&
-      items.every((it) => {
-        const [n, p] = it.split(":")[1].split("@");
-        return p !== "-" && String(spec.list[Number(p) - 1]) === n;
-      }),
-    count.slice(0, -1).split("=")[0] === String(spec.k),
-    chainOk(values),
-    chainOk(positions),
+    groups.length > 0 && !missing,
+    n === k,
+    values.length >= 2 && rels.every((r) => r === "<"),
+    found >= 2 && !back,
   ];
 }
 

@@ -4,12 +4,14 @@ import { mulberry32 } from "../../src/engine/tensor.js";
 import { type ConstraintsSpec, constraintsFamily } from "../../src/sandbox/families/constraints.js";
 import { type SortSpec, sortFamily } from "../../src/sandbox/families/sort.js";
 import { type SpacedSpec, spacedFamily } from "../../src/sandbox/families/spaced.js";
-import { SANDBOX_ALPHABET } from "../../src/sandbox/forms.js";
+import { judgement, judgePrompt, SANDBOX_ALPHABET } from "../../src/sandbox/forms.js";
 import { type Family, score } from "../../src/sandbox/task.js";
 
 const INSTRUCTION_MAX = 40;
 const ANSWER_MAX = 20;
-const TRACE_MAX = 90;
+const TRACE_MAX = 140;
+/** A whole judge example (prompt, trace, bits, score) fits the 192-token context with room to spare. */
+const EXAMPLE_MAX = 188;
 
 const T = true;
 const F = false;
@@ -28,6 +30,207 @@ interface FamilyCases<S> {
   traces: [string, string][];
   /** The least number of distinct instructions over 1000 draws. */
   variety: number;
+  /**
+   * Reads the five criteria off a trace alone (the instruction's spec at hand, no bits), checking on the
+   * way that every written sign follows from the operands written next to it and that every copy is in
+   * order. `null`: the trace stops (` ..`) before the criterion is decided.
+   */
+  read: (spec: S, trace: string) => (boolean | null)[];
+}
+
+/** `a=b+`-style step: the sign is whether the two operands are equal. */
+function readEquality(step: string): boolean {
+  const m = /^(.+)=(.+)([+-])$/.exec(step);
+  assert.ok(m, `equality step "${step}"`);
+  assert.equal(m[3] === "+", m[1] === m[2], `sign of "${step}"`);
+  return m[3] === "+";
+}
+
+function readSpaced(spec: SpacedSpec, trace: string): (boolean | null)[] {
+  if (trace === "empty") return [F, F, F, F, F];
+  const [walkPart, repeatPart, summaryPart, ...extra] = trace.split(" | ");
+  assert.equal(extra.length, 0, `three sections in "${trace}"`);
+  const items = walkPart.split(" ");
+  const capped = items[items.length - 1] === "..";
+  const letters: string[] = [];
+  let gapsOk = true;
+  let prevPlace: number | null = null;
+  for (const [i, item] of (capped ? items.slice(0, -1) : items).entries()) {
+    const m = /^(\d+)([a-z#])(\d*)([+-]?)$/.exec(item);
+    assert.ok(m && Number(m[1]) === i + 1, `walk step ${i + 1} "${item}" of "${trace}"`);
+    const place = m[2] === "#" ? null : Number(m[3]);
+    if (place !== null) {
+      assert.equal(place, m[2].charCodeAt(0) - 96, `place of ${m[2]}`);
+      letters.push(m[2]);
+    }
+    if (i > 0) {
+      const ok: boolean = prevPlace !== null && place !== null && Math.abs(place - prevPlace) >= spec.gap;
+      assert.equal(m[4] === "+", ok, `gap sign of "${item}" after place ${prevPlace} in "${trace}"`);
+      gapsOk &&= ok;
+    } else assert.equal(m[4], "", "no sign on the first step");
+    prevPlace = place;
+  }
+  let repeat = false;
+  if (repeatPart !== "none") {
+    for (const [j, scan] of repeatPart.split(" ").entries()) {
+      const m = /^([a-z]):([a-z]+)([+-])$/.exec(scan);
+      assert.ok(m, `repeat scan "${scan}"`);
+      assert.equal(m[1], letters[j + 1], `scan ${j} copies the walk's letters in order`);
+      assert.equal(m[2], letters.slice(0, j + 1).join(""), `scan ${j} lists the letters before`);
+      assert.equal(m[3] === "+", m[2].includes(m[1]), `sign of "${scan}"`);
+      assert.ok(!repeat, "the scan stops at the first repeat");
+      repeat ||= m[3] === "+";
+    }
+    if (!repeat) assert.equal(repeatPart.split(" ").length, letters.length - 1, "a scan per letter after the first");
+  } else assert.ok(letters.length < 2, "none: under two letters");
+  const summary = summaryPart.split(" ");
+  assert.equal(summary.length, 3, `summary of "${trace}"`);
+  assert.equal(summary[0][0], items[0][1], "first letter copied from the walk");
+  if (!capped) assert.equal(summary[2].split("=")[0], String(items.length), "length is the walk's last index");
+  else assert.equal(summary[2].split("=")[0], "..", "length of a capped walk");
+  return [
+    readEquality(summary[0]),
+    readEquality(summary[1]),
+    readEquality(summary[2]),
+    repeat ? false : capped ? null : true,
+    !gapsOk ? false : capped ? null : true,
+  ];
+}
+
+function readConstraints(spec: ConstraintsSpec, trace: string): (boolean | null)[] {
+  if (trace === "empty") return [F, F, F, F, F];
+  const [walkPart, summaryPart, ...extra] = trace.split(" | ");
+  assert.equal(extra.length, 0, `two sections in "${trace}"`);
+  const items = walkPart.split(" ");
+  const capped = items[items.length - 1] === "..";
+  let has = false;
+  let banned = false;
+  for (const [i, item] of (capped ? items.slice(0, -1) : items).entries()) {
+    const m = /^(\d+)([a-z#])([a-z])([+-])([a-z])([+-])$/.exec(item);
+    assert.ok(m && Number(m[1]) === i + 1, `walk step ${i + 1} "${item}" of "${trace}"`);
+    assert.ok(m[3] === spec.has && m[5] === spec.no, `operands of "${item}"`);
+    assert.equal(m[4] === "+", m[2] === m[3], `required-letter sign of "${item}"`);
+    assert.equal(m[6] === "+", m[2] === m[5], `banned-letter sign of "${item}"`);
+    has ||= m[4] === "+";
+    banned ||= m[6] === "+";
+  }
+  const summary = summaryPart.split(" ");
+  assert.equal(summary.length, 3, `summary of "${trace}"`);
+  assert.equal(summary[0][0], items[0][1], "first letter copied from the walk");
+  assert.equal(summary[2].split("=")[0], capped ? ".." : String(items.length), "length read off the walk");
+  return [
+    readEquality(summary[0]),
+    readEquality(summary[1]),
+    has ? true : capped ? null : false,
+    banned ? false : capped ? null : true,
+    readEquality(summary[2]),
+  ];
+}
+
+function readSort(spec: SortSpec, trace: string): (boolean | null)[] {
+  if (trace === "empty") return [F, F, F, F, F];
+  const list = spec.numbers.map(String);
+  const cut = trace.endsWith(" ..") && trace.split("|").length < 3;
+  const sections = (cut ? trace.slice(0, -3) : trace).split("|");
+  const walkDone = sections.length >= 2; // not cut inside the walk
+  const elements = (s: string) => [...s.matchAll(/([a-z]?)([0-9]+\.?)([+-])/g)].map((m) => ({ letter: m[1], n: m[2], hit: m[3] === "+" }));
+  let hash = false;
+  let capped = false;
+  let stray = false;
+  let orderBad = false;
+  let left = list.slice();
+  const crossed: string[] = [];
+  const after: string[] = [];
+  let prev = "";
+  let k = 0;
+  for (const token of sections[0].split(" ").filter((t) => t.length > 0)) {
+    if (token === "#") {
+      hash = true;
+      continue;
+    }
+    if (token === "..") {
+      capped = true;
+      continue;
+    }
+    const m = /^([a-z])(?:([0-9]+\.?)<)?([0-9]+\.?)([+-]?)(?::(.*))?$/.exec(token);
+    assert.ok(m && m[1] === String.fromCharCode(97 + k), `step ${k} "${token}" of "${trace}"`);
+    const x = m[3];
+    if (k > 0) {
+      assert.equal(m[2], prev, `pair in "${token}" copies the number before`);
+      if (!x.includes(".") && !prev.includes(".")) assert.equal(m[4] === "+", Number(prev) < Number(x), `order sign of "${token}"`);
+      orderBad ||= m[4] === "-";
+    } else assert.ok(m[2] === undefined && m[4] === "", "the first step has no pair");
+    if (stray) {
+      assert.equal(m[5], undefined, "no crossing off after a stray number");
+      after.push(x);
+    } else {
+      assert.ok(m[5] !== undefined, `crossing off in "${token}"`);
+      const [scanLeft, scanCrossed] = m[5].split("/");
+      const es = elements(scanLeft);
+      assert.deepEqual(
+        es.map((e) => e.n),
+        left,
+        `"${token}" copies the numbers left in order`,
+      );
+      for (const [j, e] of es.entries()) {
+        assert.equal(e.letter, k === 0 ? String.fromCharCode(97 + j) : "", "the first scan letters the list");
+        assert.equal(e.hit, e.n === x, `sign of ${e.n} against ${x}`);
+      }
+      const hit = es.findIndex((e) => e.hit);
+      if (hit >= 0) {
+        left = left.filter((_, j) => j !== hit);
+        crossed.push(x);
+      } else if (scanCrossed !== undefined) {
+        const cs = elements(scanCrossed);
+        assert.ok(cs.length > 0, `rescan in "${token}"`);
+        for (const [j, e] of cs.entries()) {
+          assert.equal(e.n, crossed[j], "the rescan copies the numbers found before");
+          assert.equal(e.hit, e.n === x, `sign of ${e.n} against ${x}`);
+        }
+        stray = !cs.some((e) => e.hit);
+      } else {
+        assert.equal(crossed.length, 0, `"${token}": no rescan only when nothing was found before`);
+        stray = true;
+      }
+    }
+    prev = x;
+    k++;
+  }
+  const walkComplete = walkDone && !capped;
+  let listed: boolean | null = null;
+  if (sections.length >= 2) {
+    if (sections[1] === "0") {
+      assert.equal(left.length, 0, "0: none left");
+      listed = true;
+    } else {
+      const looks = sections[1].split(" ");
+      let allFound = true;
+      for (const [j, look] of looks.entries()) {
+        const m = /^([0-9]+):(.*)$/.exec(look);
+        assert.ok(m && m[1] === left[j], `look-up ${j} "${look}" copies the numbers left`);
+        if (m[2] === "-") {
+          assert.equal(after.length, 0, "`-`: nothing after the stop");
+          allFound = false;
+          continue;
+        }
+        const es = elements(m[2]);
+        for (const [i, e] of es.entries()) {
+          assert.equal(e.n, after[i], "a look-up copies the numbers after the stop");
+          assert.equal(e.hit, e.n === m[1], `sign of ${e.n} against ${m[1]}`);
+        }
+        if (!es.some((e) => e.hit)) allFound = false;
+      }
+      if (!allFound) listed = walkComplete ? false : null;
+      else listed = looks.length === left.length ? true : null; // every one looked up found; a cut hides the rest
+    }
+  }
+  return [
+    hash ? false : walkComplete ? true : null,
+    sections.length >= 3 ? readEquality(sections[2]) : null,
+    stray ? false : walkComplete ? true : null,
+    listed,
+    orderBad ? false : walkComplete ? true : null,
+  ];
 }
 
 const spacedSpec: SpacedSpec = { length: 5, start: "c", end: "o", gap: 3 };
@@ -53,14 +256,17 @@ const spaced: FamilyCases<SpacedSpec> = {
     { answer: "cfilocfilocfilocfilocfilo", expect: [T, T, F, F, T], why: "overly long, repeating" },
   ],
   traces: [
-    ["cfimo", "1c 2f 3i 4m 5o | cf3+ fi3+ im4+ mo2- | c=c+ o=o+ 5=5+"],
-    ["cfico", "1c 2f 3i 4c! 5o | cf3+ fi3+ ic6+ co12+ | c=c+ o=o+ 5=5+"],
-    ["d1", "1d 2# | d#- | d=c- #=o- 2=5-"],
-    ["c", "1c | none | c=c+ c=o- 1=5-"],
-    ["cfilorulfi", "1c 2f 3i 4l 5o 6r 7u .. | cf3+ fi3+ il3+ lo3+ or3+ ru3+ | c=c+ i=o- 10=5-"],
+    ["cfilo", "1c3 2f6+ 3i9+ 4l12+ 5o15+ | f:c- i:cf- l:cfi- o:cfil- | c=c+ o=o+ 5=5+"],
+    ["cfimo", "1c3 2f6+ 3i9+ 4m13+ 5o15- | f:c- i:cf- m:cfi- o:cfim- | c=c+ o=o+ 5=5+"],
+    ["cfico", "1c3 2f6+ 3i9+ 4c3+ 5o15+ | f:c- i:cf- c:cfi+ | c=c+ o=o+ 5=5+"],
+    ["d1", "1d4 2#- | none | d=c- #=o- 2=5-"],
+    ["c", "1c3 | none | c=c+ c=o- 1=5-"],
+    ["cf1lo", "1c3 2f6+ 3#- 4l12- 5o15+ | f:c- l:cf- o:cfl- | c=c+ o=o+ 5=5+"],
+    ["cfilorulfi", "1c3 2f6+ 3i9+ 4l12+ 5o15+ 6r18+ 7u21+ .. | f:c- i:cf- l:cfi- o:cfil- r:cfilo- u:cfilor- | c=c+ i=o- ..=5-"],
     ["", "empty"],
   ],
   variety: 900,
+  read: readSpaced,
 };
 
 const constraints: FamilyCases<ConstraintsSpec> = {
@@ -79,13 +285,14 @@ const constraints: FamilyCases<ConstraintsSpec> = {
     { answer: "bearchbearchbearchbearchh", expect: [T, T, T, T, F], why: "overly long" },
   ],
   traces: [
-    ["bearch", "1b 2e 3a 4r 5c 6h | b=b+ h=h+ e@2+ t@0+ 6=6+"],
-    ["beatch", "1b 2e 3a 4t 5c 6h | b=b+ h=h+ e@2+ t@4- 6=6+"],
-    ["b3ach", "1b 2# 3a 4c 5h | b=b+ h=h+ e@0- t@0+ 5=6-"],
-    ["bearchbearch", "1b 2e 3a 4r 5c 6h 7b 8e 9a 10r .. | b=b+ h=h+ e@2+ t@0+ 12=6-"],
+    ["bearch", "1be-t- 2ee+t- 3ae-t- 4re-t- 5ce-t- 6he-t- | b=b+ h=h+ 6=6+"],
+    ["beatch", "1be-t- 2ee+t- 3ae-t- 4te-t+ 5ce-t- 6he-t- | b=b+ h=h+ 6=6+"],
+    ["b3ach", "1be-t- 2#e-t- 3ae-t- 4ce-t- 5he-t- | b=b+ h=h+ 5=6-"],
+    ["bearchbearch", "1be-t- 2ee+t- 3ae-t- 4re-t- 5ce-t- 6he-t- 7be-t- 8ee+t- 9ae-t- 10re-t- .. | b=b+ h=h+ ..=6-"],
     ["", "empty"],
   ],
   variety: 900,
+  read: readConstraints,
 };
 
 const sort: FamilyCases<SortSpec> = {
@@ -107,14 +314,20 @@ const sort: FamilyCases<SortSpec> = {
     { answer: "1 3 7 12 1 3 7 12 1 3 7 12", expect: [T, F, T, T, F], why: "overly long" },
   ],
   traces: [
-    ["1 3 7 12", "a1+ b3+< c7+< d12+< | a7+ b3+ c12+ d1+ | d=d+"],
-    ["1 7 3 12", "a1+ b7+< c3+> d12+< | a7+ b3+ c12+ d1+ | d=d+"],
-    ["1, 3 3 12.", "a1+ # b3+< c3+= d12+< # | a7- b3+ c12+ d1+ | d=d+"],
-    ["abc", "# | a7- b3- c12- d1- | 0=d-"],
-    ["1 2 3 4 5 6 7 8 9", "a1+ b2-< c3+< d4-< e5-< f6-< g7+< .. | a7+ b3+ c12- d1+ | i=d-"],
+    ["1 3 7 12", "a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<7+:7+12- d7<12+:12+|0|d=d+"],
+    ["1 7 3 12", "a1:a7-b3-c12-d1+ b1<7+:7+3-12- c7<3-:3+12- d3<12+:12+|0|d=d+"],
+    ["1 3 3 12", "a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<3-:7-12-/1-3+ d3<12+:7-12+|7:-|d=d+"],
+    ["1, 3 3 12.", "a1:a7-b3-c12-d1+ # b1<3+:7-3+12- c3<3-:7-12-/1-3+ d3<12+:7-12+ #|7:-|d=d+"],
+    ["1 3 07 12", "a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<07+:7-12-/1-3- d07<12+|7:12-|d=d+"],
+    ["5 1 3 7 12", "a5:a7-b3-c12-d1- b5<1- c1<3+ d3<7+ e7<12+|7:1-3-7+ 3:1-3+ 12:1-3-7-12+ 1:1+|e=d-"],
+    ["1 3 7 12 15", "a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<7+:7+12- d7<12+:12+ e12<15+:/1-3-7-12-|0|e=d-"],
+    ["1 3 12", "a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<12+:7-12+|7:-|c=d-"],
+    ["abc", "#|7:-|0=d-"],
+    ["1 2 3 4 5 6 7 8 9", "a1:a7-b3-c12-d1+ b1<2+:7-3-12-/1- c2<3+ d3<4+ e4<5+ ..|7:3-4-5-|..=d-"],
     ["", "empty"],
   ],
   variety: 900,
+  read: readSort,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: a heterogeneous list of families
@@ -183,6 +396,54 @@ for (const fc of ALL) {
     }
   });
 
+  test(`${f.name}: the criteria can be read off the trace alone, every step local`, () => {
+    const rng = mulberry32(31);
+    let read = 0;
+    let undecided = 0;
+    const answers: [unknown, string, string][] = fc.traces.map(([a]) => [fc.spec, a, "hand-written"]);
+    for (const c of fc.cases) answers.push([fc.spec, c.answer, c.why]);
+    for (let i = 0; i < 500; i++) {
+      const t = f.generate(rng);
+      answers.push([t.spec, t.reference, "reference"]);
+      answers.push([t.spec, f.corrupt(t.spec, t.reference, rng, rng()), "corruption"]);
+      answers.push([t.spec, f.corrupt(t.spec, t.reference, rng, rng()), "corruption"]);
+      answers.push([t.spec, garbage(rng), "garbage"]);
+    }
+    for (const [spec, answer, what] of answers) {
+      const trace = f.trace(spec, answer);
+      const got = fc.read(spec, trace);
+      const gold = f.check(spec, answer);
+      for (let c = 0; c < 5; c++) {
+        if (got[c] === null) {
+          if (what !== "garbage") undecided++;
+          assert.ok(
+            / \.\.( |\||$)/.test(trace),
+            `${f.name} ${what} "${answer}": criterion ${c + 1} undecided in "${trace}", which does not stop`,
+          );
+          assert.notEqual(what, "reference", `${f.name}: a reference's trace decides every criterion ("${trace}")`);
+        } else assert.equal(got[c], gold[c], `${f.name} ${what} "${answer}": criterion ${c + 1} read off "${trace}"`);
+      }
+      read++;
+    }
+    assert.ok(read > 1000, `${read} traces read`);
+    assert.ok(undecided < 0.05 * 5 * read, `${undecided} criteria of references and corruptions undecided over ${read} traces`);
+  });
+
+  test(`${f.name}: whole judge examples fit ${EXAMPLE_MAX} characters (2000 tasks × reference and 3 corruptions)`, () => {
+    const rng = mulberry32(41);
+    let max = 0;
+    for (let i = 0; i < 2000; i++) {
+      const t = f.generate(rng);
+      for (const answer of [t.reference, ...[0, 1, 2].map(() => f.corrupt(t.spec, t.reference, rng, rng()))]) {
+        const example = judgePrompt(t.instruction, answer) + judgement(f, t.spec, answer).text;
+        assert.ok(onlyAlphabet(example), `${f.name}: "${example}" leaves the alphabet`);
+        assert.ok(example.length <= EXAMPLE_MAX, `${f.name}: ${example.length} characters: ${JSON.stringify(example)}`);
+        max = Math.max(max, example.length);
+      }
+    }
+    assert.ok(max > 0);
+  });
+
   test(`${f.name}: generation is deterministic and varied`, () => {
     const draw = (seed: number, n: number) => {
       const rng = mulberry32(seed);
@@ -228,7 +489,7 @@ for (const fc of ALL) {
       assert.ok(c.length === 5 && c.every((x) => typeof x === "boolean"), `${f.name} check of ${JSON.stringify(s.slice(0, 20))}`);
       const tr = f.trace(t.spec, s);
       assert.ok(
-        onlyAlphabet(tr) && !tr.includes("\n") && tr.length <= 100,
+        onlyAlphabet(tr) && !tr.includes("\n") && tr.length <= TRACE_MAX,
         `${f.name} trace of ${JSON.stringify(s.slice(0, 20))}: "${tr}"`,
       );
     }

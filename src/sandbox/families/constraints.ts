@@ -3,13 +3,16 @@
  * `w6 b.. ..h has e no t` asks for a 6-letter word that starts with b, ends with h, contains e and
  * does not contain t (e.g. `bearch`).
  *
- * Trace (judge): an indexed walk of the answer (non-letters shown as `#`), then one check per
- * criterion in order — first letter, last letter, where the required letter first occurs (0: nowhere),
- * where the banned letter first occurs (0: nowhere), length read off the walk:
+ * Trace (judge): every step compares operands that sit next to each other, or copies in order (no
+ * "find the letter and report where" lookups). An indexed walk of the answer (non-letters shown as
+ * `#`) in which each letter is followed by the required letter and whether they are equal, then by
+ * the banned letter and whether they are equal; then first letter, last letter and length (the walk's
+ * last index) each against the instruction's:
  *
- *   `bearch`  →  `1b 2e 3a 4r 5c 6h | b=b+ h=h+ e@2+ t@0+ 6=6+`
+ *   `bearch`  →  `1be-t- 2ee+t- 3ae-t- 4re-t- 5ce-t- 6he-t- | b=b+ h=h+ 6=6+`
  *
- * The walk stops after 10 characters (` ..` follows); the empty answer's trace is `empty` and it
+ * The required letter is there iff some `e+`, the banned one iff some `t+`. The walk stops after 10
+ * characters (` ..` follows, and the length shows as `..`); the empty answer's trace is `empty` and it
  * meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
@@ -61,18 +64,15 @@ function check(spec: ConstraintsSpec, answer: string): boolean[] {
 function trace(spec: ConstraintsSpec, answer: string): string {
   const cs = Array.from(answer);
   if (cs.length === 0) return "empty";
-  const walk = cs.slice(0, WALK_CAP).map((c, i) => `${i + 1}${show(c)}`);
+  const walk = cs.slice(0, WALK_CAP).map((c, i) => `${i + 1}${show(c)}${spec.has}${sign(c === spec.has)}${spec.no}${sign(c === spec.no)}`);
   if (cs.length > WALK_CAP) walk.push("..");
   const first = cs[0];
   const last = cs[cs.length - 1];
-  const has = cs.indexOf(spec.has) + 1;
-  const no = cs.indexOf(spec.no) + 1;
+  const shownLength = cs.length > WALK_CAP ? ".." : String(cs.length);
   const checks = [
     `${show(first)}=${spec.first}${sign(first === spec.first)}`,
     `${show(last)}=${spec.last}${sign(last === spec.last)}`,
-    `${spec.has}@${has}${sign(has > 0)}`,
-    `${spec.no}@${no}${sign(no === 0)}`,
-    `${cs.length}=${spec.length}${sign(cs.length === spec.length)}`,
+    `${shownLength}=${spec.length}${sign(cs.length === spec.length)}`,
   ];
   return `${walk.join(" ")} | ${checks.join(" ")}`;
 }

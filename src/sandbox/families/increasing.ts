@@ -7,25 +7,35 @@
  * The list holds 5–7 distinct numbers 1–19 in random order and k is 3 or 4. Each task has an
  * increasing subsequence of length k but none longer than k + 1, its first k numbers do not increase,
  * and its k smallest numbers are not in list order: neither copying nor sorting answers it. Each
- * criterion is a lookup or a comparison of neighbours; meeting increase and order at once needs a
- * search. The reference is the subsequence with the earliest positions; any answer meeting all five
+ * criterion is checked by a scan or a comparison of neighbours; meeting increase and order at once
+ * needs a search. The reference is the subsequence with the earliest positions; any answer meeting all five
  * criteria is as good.
  *
  * The answer's numbers are its runs of digits (`5,8,9` has three numbers but not the right form).
  *
- * Trace (judge): the answer's shape (each run of digits `n`, each space `s`, anything else `x`; after
- * 8 signs ` ..`), an indexed walk of its numbers, each looked up in the list with its position (`@-`:
- * not in the list; the walk stops after 5 numbers and ` ..` follows), the count against k, then the
- * chain of the numbers with the true relation between neighbours, then the chain of the positions
- * found (`.`: none):
+ * Trace (judge), every step a comparison of neighbours or a copy in order (see common-a.ts): the
+ * answer's shape (each run of digits `n`, each space `s`, anything else `x`; after 8 signs `..`); the
+ * chain of its numbers with the true relation between neighbours; then each number, indexed, scanned
+ * for in the list, each scan starting right after the place where the number before it was found and
+ * going round: `/` marks the passing from the list's end to its start, a number found after it is
+ * marked `!` instead of `+` (it comes earlier in the list: the order is broken), and a scan that comes
+ * all the way round without a match ends in `-` (not in the list; the next scan starts where this one
+ * did); then the count (the last index) against k:
  *
- *   `up3: 5 2 8 1 9 4`, answer `2 8 9`  →  `nsnsn+ | 1:2@2 2:8@3 3:9@5 | 3=3+ 2<8<9+ 2<3<5+`
+ *   `up3: 5 2 8 1 9 4`, answer `2 8 9`  →  `nsnsn+ | 2<8<9+ | 1:2=5- 2=2+ 2:8=8+ 3:9=1- 9=9+ | 3=3+`
+ *   answer `1 2 9`  →  `nsnsn+ | 1<2<9+ | 1:1=5- 1=2- 1=8- 1=1+ 2:2=9- 2=4- / 2=5- 2=2! 3:9=8- 9=1- 9=9+ | 3=3+`
+ *
+ * The scans stop once both a missing number and one out of order have been seen (`..`: nothing is left
+ * to decide), and after 5 numbers (fewer if the judge example would pass 188 characters; about 2% of
+ * corruptions, with numbers missing from the list) and `..` follows; the count is still the answer's.
+ * Going round costs at most one pass over the list per number, where a scan from the start for each
+ * number would cost a pass each even for the reference.
  *
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
 import { pick, randInt, score, shuffled } from "../task.js";
-import { numberRuns, positionIn, relation, shapeOf, showNumber } from "./sum.js";
+import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, shapeOf, showNumber, sign } from "./common-a.js";
 
 export interface IncreasingSpec {
   /** How many numbers the answer must have (3 or 4). */
@@ -35,10 +45,8 @@ export interface IncreasingSpec {
 }
 
 const MAX_ANSWER = 20;
-const MAX_TRACE = 90;
+const SHAPE_CAP = 8;
 const WALK_CAP = 5;
-
-const sign = (ok: boolean): string => (ok ? "+" : "-");
 
 function strictlyIncreasing(xs: readonly number[]): boolean {
   return xs.every((x, i) => i === 0 || xs[i - 1] < x);
@@ -81,30 +89,62 @@ function check(spec: IncreasingSpec, answer: string): boolean[] {
   ];
 }
 
+/**
+ * The scans of the numbers `runs` over the list, going round from where the last one was found; they
+ * stop (`..`) once a number is missing and one is out of order, since nothing is left to decide.
+ */
+function scans(spec: IncreasingSpec, runs: readonly string[]): { text: string; stopped: boolean } {
+  const list = spec.list.map(String);
+  const n = list.length;
+  let from = 0;
+  let missing = false;
+  let back = false;
+  const out: string[] = [];
+  for (const [i, r] of runs.entries()) {
+    if (missing && back) return { text: `${out.join(" ")} ..`, stopped: true };
+    const steps: string[] = [];
+    let found = false;
+    for (let j = 0; j < n; j++) {
+      const at = from + j;
+      if (at === n) steps.push("/");
+      const item = list[at % n];
+      const eq = item === r;
+      const mark = eq ? (at >= n ? "!" : "+") : "-";
+      steps.push(`${showNumber(r)}=${item}${mark}`);
+      if (eq) {
+        from = (at % n) + 1;
+        found = true;
+        back ||= at >= n;
+        break;
+      }
+    }
+    missing ||= !found;
+    out.push(`${i + 1}:${steps.join(" ")}`);
+  }
+  return { text: out.join(" "), stopped: false };
+}
+
 function traceWith(spec: IncreasingSpec, answer: string, cap: number): string {
   const runs = numberRuns(answer);
-  const [c1, , c3, c4, c5] = check(spec, answer);
+  const [c1, , c3, c4] = check(spec, answer);
   const shown = runs.slice(0, cap);
   const more = runs.length > cap ? " .." : "";
-  const walk = shown.map((r, i) => `${i + 1}:${showNumber(r)}@${positionIn(spec.list, r) || "-"}`);
-  const chain = (xs: readonly number[], show: (x: number, i: number) => string): string =>
-    xs.length === 0 ? "." : xs.map((x, i) => (i === 0 ? show(x, i) : `${relation(xs[i - 1], x)}${show(x, i)}`)).join("");
-  const values = chain(shown.map(Number), (_x, i) => showNumber(shown[i]));
-  const positions = chain(
-    shown.map((r) => positionIn(spec.list, r)).filter((p) => p > 0),
-    (p) => String(p),
-  );
-  const walkText = walk.length > 0 ? walk.join(" ") + more : "none";
-  const dots = more ? ".." : "";
-  return `${shapeOf(answer)}${sign(c1)} | ${walkText} | ${runs.length}=${spec.k}${sign(c3)} ${values}${dots}${sign(c4)} ${positions}${dots}${sign(c5)}`;
+  const values = shown.map(Number);
+  const chain =
+    shown.length === 0
+      ? "."
+      : shown.map((r, i) => (i === 0 ? showNumber(r) : `${relation(values[i - 1], values[i])}${showNumber(r)}`)).join("");
+  const sc = scans(spec, shown);
+  const walk = shown.length === 0 ? "none" : sc.text + (sc.stopped ? "" : more);
+  return `${shapeOf(answer, SHAPE_CAP)}${sign(c1)} | ${chain}${more ? ".." : ""}${sign(c4)} | ${walk} | ${runs.length}=${spec.k}${sign(c3)}`;
 }
 
 function trace(spec: IncreasingSpec, answer: string): string {
   if (answer.length === 0) return "empty";
-  // Pathological answers (many long numbers) walk fewer numbers to keep the trace short.
+  // Long answers walk fewer numbers, so that the judge example fits the context.
   for (let cap = WALK_CAP; cap > 1; cap--) {
     const t = traceWith(spec, answer, cap);
-    if (t.length <= MAX_TRACE) return t;
+    if (judgeLength(instruction(spec), answer, t) <= MAX_JUDGE) return t;
   }
   return traceWith(spec, answer, 1);
 }

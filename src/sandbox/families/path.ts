@@ -7,19 +7,36 @@
  * alphabetical order and the edge list is sorted (a canonical form: the same graph always reads the
  * same). The source and the target are never neighbours, so every path has at least two hops, and the
  * graph is a tree of dead ends and detours around one route plus a few random extra edges: finding a
- * path needs a search, while checking one needs a lookup per hop. The reference is a shortest path
+ * path needs a search, while checking one needs a scan of the edge list per hop. The reference is a shortest path
  * (breadth-first, neighbours in alphabetical order); any path meeting all five criteria is as good.
  *
- * Trace (judge): an indexed walk of the answer (a node seen before marked `!`, anything but a letter
- * shown as `#`, the walk stops after 8 characters and ` ..` follows), each hop looked up in the edge
- * list, then the first and last node against the instruction's source and target:
+ * Trace (judge), every step a comparison with a neighbour or a group's head, or a copy in order:
  *
- *   answer `abce`  →  `1a 2b 3c 4e | ab+ bc- ce+ | a=a+ e=e+`
+ *   1. the walk of the answer (anything but a letter shown as `#`), each node followed by
+ *      the nodes before it, copied in order, each marked `+` if it is the same node (a repeat) or `-`;
+ *      after the first repeat the nodes are only listed. The walk stops after 8 nodes and `..` follows.
+ *   2. each hop in order, its two letters sorted (as the edge list writes them), followed by a scan
+ *      of the edge list in order, each edge marked `+` if it is the hop or `-`, up to the first `+`.
+ *      A hop with a letter that is no node (not a–h) is marked `-` at once. The hops stop after the
+ *      first that is no edge (`none`: fewer than two nodes).
+ *   3. the first node against the source, the last against the target.
+ *
+ *   `path a-e: ab bd ce cf de`, answer `abde`  →
+ *     `a b:a- d:a-b- e:a-b-d- | ab:ab+ bd:ab-bd+ de:ab-bd-ce-cf-de+ | a=a+ e=e+`
+ *   answer `adbe`  →  `a d:a- b:a-d- e:a-d-b- | ad:ab-bd-ce-cf-de- | a=a+ e=e+`
+ *
+ * Every edge or node a mark is about is copied right before it (the scans copy in order); the node or
+ * hop it is compared with is the head of its group, a few characters back, not written again before
+ * every mark as the number scans of "sum" do: that would make references' traces up to 260
+ * characters long, past the context (the scans alone average 8.6 edges per reference, at most 24).
+ * Nothing is looked up by content. When a judge example would pass 188 characters (walks of 6–8 nodes,
+ * about 1% of corruptions), the walk stops earlier.
  *
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
 import { pick, randInt, score, shuffled } from "../task.js";
+import { judgeLength, MAX_JUDGE, sign } from "./common-a.js";
 
 export interface PathSpec {
   /** The node the path starts at (a letter a–h). */
@@ -36,7 +53,6 @@ const MAX_ANSWER = 20;
 
 const isNodeLetter = (c: string | undefined): boolean => c !== undefined && c.length === 1 && c >= "a" && c <= "h";
 const show = (c: string | undefined): string => (c !== undefined && c.length === 1 && c >= "a" && c <= "z" ? c : "#");
-const sign = (ok: boolean): string => (ok ? "+" : "-");
 const edgeKey = (x: string, y: string): string => (x < y ? x + y : y + x);
 
 function isEdge(spec: PathSpec, x: string | undefined, y: string | undefined): boolean {
@@ -104,22 +120,47 @@ function check(spec: PathSpec, answer: string): boolean[] {
   ];
 }
 
-function trace(spec: PathSpec, answer: string): string {
+function traceWith(spec: PathSpec, answer: string, cap: number): string {
   const cs = Array.from(answer);
-  if (cs.length === 0) return "empty";
-  const shown = cs.slice(0, WALK_CAP);
-  const seen = new Set<string>();
+  const shown = cs.slice(0, cap);
+  // 1. The walk: each node against the nodes before it, until the first repeat.
+  let repeated = false;
   const walk = shown.map((c, i) => {
-    const again = seen.has(c);
-    seen.add(c);
-    return `${i + 1}${show(c)}${again ? "!" : ""}`;
+    const head = show(c);
+    if (i === 0 || repeated) return head;
+    const marks = shown.slice(0, i).map((d) => `${show(d)}${sign(d === c)}`);
+    repeated = shown.slice(0, i).includes(c);
+    return `${head}:${marks.join("")}`;
   });
-  if (cs.length > WALK_CAP) walk.push("..");
+  if (cs.length > cap) walk.push("..");
+  // 2. The hops: each scanned for in the edge list, until the first that is no edge.
   const hops: string[] = [];
-  for (let i = 1; i < shown.length; i++) hops.push(`${show(shown[i - 1])}${show(shown[i])}${sign(isEdge(spec, shown[i - 1], shown[i]))}`);
+  for (let i = 1; i < shown.length; i++) {
+    const [x, y] = [shown[i - 1], shown[i]];
+    if (!isNodeLetter(x) || !isNodeLetter(y)) {
+      hops.push(`${edgeKey(show(x), show(y))}:-`);
+      break;
+    }
+    const hop = edgeKey(x, y);
+    const at = spec.edges.indexOf(hop);
+    const scanned = at < 0 ? spec.edges : spec.edges.slice(0, at + 1);
+    hops.push(`${hop}:${scanned.map((e) => `${e}${sign(e === hop)}`).join("")}`);
+    if (at < 0) break;
+  }
+  // 3. The ends.
   const first = `${show(cs[0])}=${spec.source}${sign(cs[0] === spec.source)}`;
   const last = `${show(cs[cs.length - 1])}=${spec.target}${sign(cs[cs.length - 1] === spec.target)}`;
   return `${walk.join(" ")} | ${hops.length > 0 ? hops.join(" ") : "none"} | ${first} ${last}`;
+}
+
+function trace(spec: PathSpec, answer: string): string {
+  if (answer.length === 0) return "empty";
+  // Long answers walk fewer nodes, so that the judge example fits the context.
+  for (let cap = WALK_CAP; cap > 2; cap--) {
+    const t = traceWith(spec, answer, cap);
+    if (judgeLength(instruction(spec), answer, t) <= MAX_JUDGE) return t;
+  }
+  return traceWith(spec, answer, 2);
 }
 
 function generate(rng: Rng): Task<PathSpec> {

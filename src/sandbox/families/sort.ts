@@ -4,15 +4,26 @@
  * The answer's numbers are its maximal runs of digits (compared as written: `07` is not `7`), so a
  * wrong separator costs only the format criterion.
  *
- * Trace (judge): a walk of the answer's numbers indexed by letters (a, b, c, …), each marked `+` if it
- * is in the list and, from the second on, `<` if it is larger than the number before it (`>` smaller,
- * `=` equal); any other text between them shown as `#`. Then a walk of the list, each number marked
- * `+` if it is in the answer; then the answer's count against the list's, as their last index letters:
+ * Trace (judge): every step compares operands that sit next to each other, or copies in order (no
+ * "is this number somewhere in that list" lookups). A walk of the answer's numbers indexed by letters
+ * (a, b, c, …), any text other than a single space between two numbers shown as `#`. From the second
+ * number on, the step starts with the pair `previous<this` and whether it holds. Then the list is
+ * crossed off: after `:` come the list numbers not yet crossed off, copied in order, each marked `+`
+ * if it equals this number (it is then crossed off) or `-` (the first scan letters them, so the list's
+ * count is read off its last letter). A number that is not among them is either written twice — `/`
+ * and the numbers found before, up to the equal one — or not in the list at all: crossing off stops
+ * there and the later steps are just the pairs. Then the list numbers left (`0`: none), each looked
+ * for among the numbers after the stop, up to the first not there (`-`); then the answer's count
+ * against the list's, as their last index letters:
  *
- *   `1 3 7 12`, list 7 3 12 1  →  `a1+ b3+< c7+< d12+< | a7+ b3+ c12+ d1+ | d=d+`
+ *   `1 3 7 12`, list 7 3 12 1  →  `a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<7+:7+12- d7<12+:12+|0|d=d+`
+ *   `1 3 3 12`                 →  `a1:a7-b3-c12-d1+ b1<3+:7-3+12- c3<3-:7-12-/1-3+ d3<12+:7-12+|7:-|d=d+`
  *
- * The walk stops after 7 items (` ..` follows); the empty answer's trace is `empty` and it meets no
- * criterion.
+ * The answer's numbers are all listed iff every step finds a `+` (no stray); the list's are all in the
+ * answer iff none is left or every one left is found. The walk stops after one number more than the
+ * list has (` ..` follows, the count shows as `..`), and a trace that would not fit the judge example
+ * (188 characters in all) is cut after its last whole step with ` ..` — only long answers with stray
+ * or repeated numbers; the empty answer's trace is `empty` and it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
 import { pick, randInt, score, shuffled } from "../task.js";
@@ -22,7 +33,17 @@ export interface SortSpec {
   numbers: number[];
 }
 
-const WALK_CAP = 7;
+/** Crossing off stops at the first number not in the list. */
+const STRAYS = 1;
+/**
+ * The whole judge example (prompt, trace, bits, score) fits this many characters: a trace that would
+ * run past it is cut at the last step that fits, with ` ..` (only long answers with stray numbers).
+ */
+const EXAMPLE_MAX = 188;
+/** What a judge example adds to instruction, answer and trace: `\n>`, `\n?`, `\n` + 5 bits, `\nScore: k`. */
+const EXAMPLE_FRAME = 4 + 6 + 9;
+/** The least a cut trace keeps (for absurdly long answers). */
+const TRACE_MIN = 40;
 const MAX_ANSWER = 20;
 const FORMAT = /^[0-9]+( [0-9]+)*$/;
 
@@ -76,25 +97,73 @@ function trace(spec: SortSpec, answer: string): string {
   const { parts, nums } = parse(answer);
   const list = spec.numbers.map(String);
   const walk: string[] = [];
+  let left = list.slice(); // the list numbers not crossed off yet
+  const crossed: string[] = []; // the answer's numbers found so far, in order
+  const after: string[] = []; // the answer's numbers once crossing off has stopped
+  let crossing = true;
+  let strays = 0; // numbers met that are not in the list
   let k = 0;
+  let prev = "";
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i];
-    if (walk.length >= WALK_CAP) {
-      walk.push("..");
-      break;
-    }
     if (!p.num) {
       // A single space between two numbers is the separator; anything else is shown.
       if (!(p.text === " " && i > 0 && i < parts.length - 1)) walk.push("#");
       continue;
     }
-    const order = k === 0 ? "" : ((c) => (c < 0 ? "<" : c > 0 ? ">" : "="))(compare(nums[k - 1], p.text));
-    walk.push(`${letter(k)}${showNumber(p.text)}${sign(list.includes(p.text))}${order}`);
+    if (k > list.length) {
+      // Two numbers past the list's count: the count is wrong already; the walk stops.
+      walk.push("..");
+      break;
+    }
+    const x = p.text;
+    // The head: index letter, then the pair (number before < this one) and whether it holds.
+    let item = k === 0 ? `${letter(0)}${showNumber(x)}` : `${letter(k)}${showNumber(prev)}<${showNumber(x)}${sign(compare(prev, x) < 0)}`;
+    if (crossing) {
+      // Crossing off: the list numbers left, in order, each compared with this number (the first
+      // scan letters them, so the list's count is read off it).
+      const hit = left.indexOf(x);
+      item += `:${left.map((n, j) => `${k === 0 ? letter(j) : ""}${n}${sign(j === hit)}`).join("")}`;
+      if (hit >= 0) {
+        left = left.filter((_, j) => j !== hit);
+        crossed.push(x);
+      } else {
+        // Not among those left: a list number written twice (one of the numbers found before) or
+        // a number not in the list, after which crossing off stops.
+        const dup = crossed.indexOf(x);
+        if (crossed.length > 0 && strays === 0) {
+          item += `/${crossed
+            .slice(0, dup < 0 ? crossed.length : dup + 1)
+            .map((n) => `${showNumber(n)}${sign(n === x)}`)
+            .join("")}`;
+        }
+        if (dup < 0 && ++strays >= STRAYS) crossing = false;
+      }
+    } else after.push(x);
+    walk.push(item);
+    prev = x;
     k++;
   }
-  const lookups = list.map((n, i) => `${letter(i)}${n}${sign(nums.includes(n))}`);
-  const count = `${countLetter(nums.length)}=${countLetter(list.length)}${sign(nums.length === list.length)}`;
-  return `${walk.join(" ")} | ${lookups.join(" ")} | ${count}`;
+  const capped = walk[walk.length - 1] === "..";
+  // The list numbers left: none (`0`), or each looked for among the numbers written after crossing
+  // off stopped, up to the first one not there.
+  let rest = "0";
+  if (left.length > 0) {
+    const looks: string[] = [];
+    for (const n of left) {
+      const hit = after.indexOf(n);
+      const seen = after.slice(0, hit < 0 ? after.length : hit + 1).map((m) => `${showNumber(m)}${sign(m === n)}`);
+      looks.push(`${n}:${seen.length > 0 ? seen.join("") : "-"}`);
+      if (hit < 0) break;
+    }
+    rest = looks.join(" ");
+  }
+  const count = `${capped ? ".." : countLetter(nums.length)}=${countLetter(list.length)}${sign(nums.length === list.length)}`;
+  const full = `${walk.join(" ")}|${rest}|${count}`;
+  const room = Math.max(TRACE_MIN, EXAMPLE_MAX - EXAMPLE_FRAME - instruction(spec).length - answer.length);
+  if (full.length <= room) return full;
+  const cut = full.slice(0, room - 2);
+  return `${cut.slice(0, Math.max(0, cut.lastIndexOf(" ")))} ..`;
 }
 
 // ---- corruptions -------------------------------------------------------------------------------

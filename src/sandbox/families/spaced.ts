@@ -8,15 +8,18 @@
  * also makes the instruction space large: length × start × end × gap ≈ 5,800 instructions, enough
  * for thousands of distinct training tasks.)
  *
- * Trace (judge): an indexed walk of the answer, a letter seen before marked `!`, non-letters shown as
- * `#`; then each neighbour pair with its alphabet distance and whether it is at least the gap (a pair
- * with a non-letter fails); then the first letter, the last letter and the length (the walk's last
- * index) against the instruction's:
+ * Trace (judge): every step compares operands that sit next to each other, or copies in order. An
+ * indexed walk of the answer, each letter followed by its place in the alphabet (a1 … z26; a
+ * non-letter is `#`, with no place) and, from the second on, whether its place is at least the gap
+ * from the place just before it (a pair with a non-letter fails); then a scan for repeats, each letter
+ * (from the second) against the letters before it copied in order, up to the first repeat (`none`
+ * under two letters); then the first letter, the last letter and the length (the walk's last index)
+ * against the instruction's:
  *
- *   answer `cfimo`, gap 3  →  `1c 2f 3i 4m 5o | cf3+ fi3+ im4+ mo2- | c=c+ o=o+ 5=5+`
+ *   answer `cfimo`, gap 3  →  `1c3 2f6+ 3i9+ 4m13+ 5o15- | f:c- i:cf- m:cfi- o:cfim- | c=c+ o=o+ 5=5+`
  *
- * The walk stops after 7 characters (` ..` follows); the empty answer's trace is `empty` and it meets
- * no criterion.
+ * The walk stops after 7 characters (` ..` follows, and the length shows as `..`); the empty answer's
+ * trace is `empty` and it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
 import { pick, randInt, score, shuffled } from "../task.js";
@@ -85,28 +88,34 @@ function check(spec: SpacedSpec, answer: string): boolean[] {
   ];
 }
 
+/** A letter's place in the alphabet (a1 … z26). */
+const place = (c: string): number => c.charCodeAt(0) - 96;
+
 function trace(spec: SpacedSpec, answer: string): string {
   const cs = Array.from(answer);
   if (cs.length === 0) return "empty";
   const shown = cs.slice(0, WALK_CAP);
-  const seen = new Set<string>();
+  // The walk: index, letter, its alphabet place, and (from the second on) whether it is at least the
+  // gap from the place just before it (a non-letter on either side fails).
   const walk = shown.map((c, i) => {
-    const again = isLetter(c) && seen.has(c);
-    seen.add(c);
-    return `${i + 1}${show(c)}${again ? "!" : ""}`;
+    const item = `${i + 1}${show(c)}${isLetter(c) ? place(c) : ""}`;
+    if (i === 0) return item;
+    const prev = shown[i - 1];
+    return `${item}${sign(isLetter(prev) && isLetter(c) && dist(prev, c) >= spec.gap)}`;
   });
   if (cs.length > WALK_CAP) walk.push("..");
-  const pairs: string[] = [];
-  for (let i = 1; i < shown.length; i++) {
-    const a = shown[i - 1];
-    const b = shown[i];
-    if (isLetter(a) && isLetter(b)) pairs.push(`${a}${b}${dist(a, b)}${sign(dist(a, b) >= spec.gap)}`);
-    else pairs.push(`${show(a)}${show(b)}-`);
+  // Repeats: each letter against the letters before it (copied in order); stop at the first repeat.
+  const letters = shown.filter(isLetter);
+  const scans: string[] = [];
+  for (let i = 1; i < letters.length; i++) {
+    const again = letters.slice(0, i).includes(letters[i]);
+    scans.push(`${letters[i]}:${letters.slice(0, i).join("")}${sign(again)}`);
+    if (again) break;
   }
   const first = `${show(cs[0])}=${spec.start}${sign(cs[0] === spec.start)}`;
   const last = `${show(cs[cs.length - 1])}=${spec.end}${sign(cs[cs.length - 1] === spec.end)}`;
-  const length = `${cs.length}=${spec.length}${sign(cs.length === spec.length)}`;
-  return `${walk.join(" ")} | ${pairs.length > 0 ? pairs.join(" ") : "none"} | ${first} ${last} ${length}`;
+  const length = `${cs.length > WALK_CAP ? ".." : cs.length}=${spec.length}${sign(cs.length === spec.length)}`;
+  return `${walk.join(" ")} | ${scans.length > 0 ? scans.join(" ") : "none"} | ${first} ${last} ${length}`;
 }
 
 // ---- corruptions -------------------------------------------------------------------------------

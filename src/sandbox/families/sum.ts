@@ -5,22 +5,34 @@
  *
  * The list holds 4–6 distinct numbers 1–19 in random order, exactly one pair of which adds up to the
  * target (a number may be half the target: using it twice is wrong, since the answer must ascend).
- * The answer is that pair, smaller first. Adding two numbers up to 19 is a small table a model can
- * learn; finding the pair is a search over all pairs, while checking one is two lookups and one sum.
+ * The answer is that pair, smaller first. Finding the pair is a search over all pairs, while checking
+ * one is two scans, one comparison and one addition.
  *
  * The answer's numbers are its runs of digits (`4, 9` has the numbers 4 and 9 but not the right form);
- * the criteria after the first look at the first two of them.
+ * the criteria after the first look at the first two of them, a and b.
  *
- * Trace (judge): the answer's shape (each run of digits `n`, each space `s`, anything else `x`; after
- * 8 signs ` ..`), the two numbers looked up in the list with their positions (`@-`: not in the list,
- * `.`: no such number), their order (the true relation between them), then their sum:
+ * Trace (judge), every step a comparison of neighbours or a copy in order (see common-a.ts):
+ * the answer's shape (each run of digits `n`, each space `s`, anything else `x`; after 6 signs `..`);
+ * a scan of the list for a, then one for b (`.`: no such number); a against b (the true relation);
+ * then the addition a + b column by column, units first (`x+y=s`, then `x+y+carry=s` with a missing
+ * digit written 0), the sum read off the columns (the last column's sum, then the other columns' last
+ * digits) and compared with the target (`.-`: no such pair):
  *
- *   answer `4 9`  →  `nsn+ | 4@1 9@2 | 4<9+ 4+9=13+`
+ *   `sum 13: 4 9 2 7 5`, answer `4 9`  →  `nsn+ | 4=4+ | 9=4- 9=9+ | 4<9+ 4+9=13 13=13+`
+ *   `sum 27: 19 1 15 9 18`, answer `9 18`  →  `nsn+ | 9=19- 9=1- 9=15- 9=9+ | 18=19- 18=1- 18=15- 18=9- 18=18+ | 9<18+ 9+8=17 0+1+1=2 27=27+`
+ *
+ * A scan that would push the judge example past 188 characters (numbers of 3 digits and more) stops
+ * early and `..` follows.
+ *
+ * Why columns: a model trained on the plain sum (`9+18=27`) wrote `25`; one digit plus one digit
+ * (plus a carry) is a table of 200 facts that every task exercises, and each column's digits sit in
+ * the two numbers just written before it.
  *
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
 import { pick, randInt, score, shuffled } from "../task.js";
+import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, scan, shapeOf, showNumber, sign } from "./common-a.js";
 
 export interface SumSpec {
   /** The sum the two numbers must reach. */
@@ -30,42 +42,27 @@ export interface SumSpec {
 }
 
 const MAX_ANSWER = 20;
-const SHAPE_CAP = 8;
+const SHAPE_CAP = 6;
 
-const sign = (ok: boolean): string => (ok ? "+" : "-");
-
-/** The answer's numbers: its runs of ASCII digits, as written. */
-export function numberRuns(answer: string): string[] {
-  return answer.match(/[0-9]+/g) ?? [];
-}
-
-/** A number as the trace shows it: up to 3 digits, longer ones cut with a `.`. */
-export function showNumber(run: string | undefined): string {
-  if (run === undefined) return ".";
-  return run.length <= 3 ? run : `${run.slice(0, 3)}.`;
-}
-
-/** The answer's shape: `n` per run of digits, `s` per space, `x` per other character; ` ..` after `cap` signs. */
-export function shapeOf(answer: string, cap = SHAPE_CAP): string {
-  let out = "";
-  let prevDigit = false;
-  for (const c of answer) {
-    const digit = c >= "0" && c <= "9";
-    if (!(digit && prevDigit)) out += digit ? "n" : c === " " ? "s" : "x";
-    prevDigit = digit;
-    if (out.length > cap) return `${out.slice(0, cap)}..`;
+/** The column addition of a and b (values under 1000): `9+8=17 0+1+1=2`, and the sum it reads `27`. */
+export function columns(a: number, b: number): { text: string; total: string } {
+  const da = [...String(a)].reverse();
+  const db = [...String(b)].reverse();
+  const w = Math.max(da.length, db.length);
+  const steps: string[] = [];
+  let carry = 0;
+  let digits = "";
+  for (let i = 0; i < w; i++) {
+    const x = da[i] ?? "0";
+    const y = db[i] ?? "0";
+    const s = Number(x) + Number(y) + carry;
+    steps.push(i === 0 ? `${x}+${y}=${s}` : `${x}+${y}+${carry}=${s}`);
+    if (i < w - 1) {
+      digits = String(s % 10) + digits;
+      carry = Math.floor(s / 10);
+    } else digits = String(s) + digits;
   }
-  return out;
-}
-
-/** `<`, `=` or `>`: how a compares with b. */
-export function relation(a: number, b: number): string {
-  return a < b ? "<" : a > b ? ">" : "=";
-}
-
-/** 1-based position of `run` in `list` (exact spelling), or 0. */
-export function positionIn(list: readonly number[], run: string | undefined): number {
-  return run === undefined ? 0 : list.map(String).indexOf(run) + 1;
+  return { text: steps.join(" "), total: digits };
 }
 
 function instruction(spec: SumSpec): string {
@@ -84,16 +81,34 @@ function check(spec: SumSpec, answer: string): boolean[] {
   ];
 }
 
+function traceWith(spec: SumSpec, answer: string, cap: number): string {
+  const [a, b] = numberRuns(answer);
+  const [c1, , , c4, c5] = check(spec, answer);
+  const items = spec.list.map(String);
+  const look = (run: string | undefined): string => {
+    if (run === undefined) return ".";
+    const s = scan(showNumber(run), items.slice(0, cap), (x) => x === run);
+    return s.found || cap >= items.length ? s.text : `${s.text} ..`;
+  };
+  let steps = ".- .-";
+  if (a !== undefined && b !== undefined) {
+    const [x, y] = [Number(a), Number(b)];
+    const order = `${showNumber(a)}${relation(x, y)}${showNumber(b)}${sign(c4)}`;
+    // Numbers of 4 digits or more (never in the list, never adding up to a target under 40) are not added.
+    const add = x < 1000 && y < 1000 ? ((c) => `${c.text} ${c.total}=${spec.target}${sign(c5)}`)(columns(x, y)) : `.${sign(c5)}`;
+    steps = `${order} ${add}`;
+  }
+  return `${shapeOf(answer, SHAPE_CAP)}${sign(c1)} | ${look(a)} | ${look(b)} | ${steps}`;
+}
+
 function trace(spec: SumSpec, answer: string): string {
   if (answer.length === 0) return "empty";
-  const [a, b] = numberRuns(answer);
-  const [c1, c2, c3, c4, c5] = check(spec, answer);
-  const look = (run: string | undefined, ok: boolean) => `${showNumber(run)}@${ok ? positionIn(spec.list, run) : "-"}`;
-  const both = a !== undefined && b !== undefined;
-  const total = both ? Number(a) + Number(b) : Number.NaN;
-  const order = `${showNumber(a)}${both ? relation(Number(a), Number(b)) : "<"}${showNumber(b)}${sign(c4)}`;
-  const sum = `${showNumber(a)}+${showNumber(b)}=${both && total < 1000 ? total : "."}${sign(c5)}`;
-  return `${shapeOf(answer)}${sign(c1)} | ${look(a, c2)} ${look(b, c3)} | ${order} ${sum}`;
+  // Absurd answers (long numbers) scan fewer items, so that the judge example fits the context.
+  for (let cap = spec.list.length; cap > 1; cap--) {
+    const t = traceWith(spec, answer, cap);
+    if (judgeLength(instruction(spec), answer, t) <= MAX_JUDGE) return t;
+  }
+  return traceWith(spec, answer, 1);
 }
 
 function generate(rng: Rng): Task<SumSpec> {
