@@ -15,7 +15,11 @@ test("--set overwrites an existing preset field, parsing JSON values", () => {
 
 test("--set refuses unknown fields and wrong types, naming them", () => {
   const p = preset("sandbox") as unknown as Record<string, unknown>;
-  assert.throws(() => setPath(p, "sft.stepz=1"), /"sft.stepz" is not a preset field \(fields here: steps, learningRate/, "unknown field lists the known ones");
+  assert.throws(
+    () => setPath(p, "sft.stepz=1"),
+    /"sft.stepz" is not a preset field \(fields here: steps, learningRate/,
+    "unknown field lists the known ones",
+  );
   assert.throws(() => setPath(p, "sft.steps=many"), /"sft.steps" is a number/, "type mismatch");
   assert.throws(() => setPath(p, "sft.steps"), /expected key=value/, "no value");
 });
