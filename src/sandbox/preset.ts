@@ -27,11 +27,12 @@ export const presets: Record<string, SandboxPreset> = {
   sandbox: {
     name: "sandbox",
     seed: 1,
-    sizes: { eval: 300, ift: 6000, eft: 6000 },
+    // Twice as much EFT as IFT: judging is the harder skill to learn (docs/sandbox.md has the runs).
+    sizes: { eval: 300, ift: 6000, eft: 12000 },
     // ≈ 0.8M parameters: wide enough to learn the judge traces, small enough for minutes on 2 cores.
     model: { dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 384, maxSeqLen: 192 },
     warmup: { steps: 600, learningRate: 3e-3, batchSize: 32, samplesPerTask: 1, temperature: 1 },
-    sft: { steps: 2500, learningRate: 3e-3, batchSize: 32, warmupSteps: 50 },
+    sft: { steps: 5000, learningRate: 3e-3, batchSize: 32, warmupSteps: 50 },
     evalSamples: 4,
   },
   "sandbox-tiny": {
