@@ -80,3 +80,36 @@ export function shuffled<T>(rng: Rng, xs: readonly T[]): T[] {
   }
   return a;
 }
+
+/** The corruption convention shared by the families: severity s ∈ [0, 1] aims at gold score round(5·(1 − s)). */
+export function corruptionTarget(severity: number): { s: number; target: number } {
+  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
+  return { s, target: Math.round(5 * (1 - s)) };
+}
+
+/**
+ * Of up to 40 drafts (each a chain of mistakes from `draft`), the one whose gold score is nearest
+ * `target`, stopping at the first exact hit; drafts equal to the reference or longer than `maxLen`
+ * are skipped ("" if every draft was).
+ */
+export function nearestToTarget<S>(
+  family: Family<S>,
+  spec: S,
+  reference: string,
+  target: number,
+  maxLen: number,
+  draft: () => string,
+): string {
+  let best = "";
+  let bestGap = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < 40 && bestGap > 0; k++) {
+    const w = draft();
+    if (w === reference || w.length > maxLen) continue;
+    const gap = Math.abs(score(family, spec, w).score - target);
+    if (gap < bestGap) {
+      best = w;
+      bestGap = gap;
+    }
+  }
+  return best;
+}

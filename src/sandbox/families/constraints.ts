@@ -16,7 +16,7 @@
  * meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt } from "../task.js";
 
 export interface ConstraintsSpec {
   /** The exact number of characters (4–7). */
@@ -137,8 +137,7 @@ function base(rng: Rng, spec: ConstraintsSpec): string {
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: ConstraintsSpec, reference: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) {
     // Not damaged: another correct answer where there is one.
     for (let k = 0; k < 5; k++) {
@@ -147,20 +146,12 @@ function corrupt(spec: ConstraintsSpec, reference: string, rng: Rng, severity: n
     }
     return reference;
   }
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
+  return nearestToTarget(constraintsFamily, spec, reference, target, MAX_ANSWER, () => {
     let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
     const n = 1 + Math.floor(rng() * (5 - target));
     for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    if (w === reference || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(constraintsFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+    return w;
+  });
 }
 
 export const constraintsFamily: Family<ConstraintsSpec> = {

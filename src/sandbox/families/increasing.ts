@@ -34,7 +34,7 @@
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score, shuffled } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, shapeOf, showNumber, sign } from "./common-a.js";
 
 export interface IncreasingSpec {
@@ -237,8 +237,7 @@ function base(rng: Rng, spec: IncreasingSpec): string {
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: IncreasingSpec, reference: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) {
     // Not damaged: another increasing subsequence where there is one.
     const others = increasingSubsequences(spec.list, spec.k)
@@ -246,25 +245,13 @@ function corrupt(spec: IncreasingSpec, reference: string, rng: Rng, severity: nu
       .filter((w) => w !== reference);
     return others.length > 0 && rng() < 0.7 ? pick(rng, others) : reference;
   }
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
-    let w: string;
-    if (rng() < 0.1 + 0.4 * s) w = base(rng, spec);
-    else {
-      let nums = numberRuns(reference);
-      const n = 1 + Math.floor(rng() * (5 - target));
-      for (let i = 0; i < n; i++) nums = pick(rng, OPS)(rng, spec, nums);
-      w = nums.join(rng() < 0.2 * (1 + s) ? pick(rng, SEPARATORS) : " ");
-    }
-    if (w === reference || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(increasingFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+  return nearestToTarget(increasingFamily, spec, reference, target, MAX_ANSWER, () => {
+    if (rng() < 0.1 + 0.4 * s) return base(rng, spec);
+    let nums = numberRuns(reference);
+    const n = 1 + Math.floor(rng() * (5 - target));
+    for (let i = 0; i < n; i++) nums = pick(rng, OPS)(rng, spec, nums);
+    return nums.join(rng() < 0.2 * (1 + s) ? pick(rng, SEPARATORS) : " ");
+  });
 }
 
 export const increasingFamily: Family<IncreasingSpec> = {

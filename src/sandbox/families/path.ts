@@ -35,7 +35,7 @@
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score, shuffled } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, sign } from "./common-a.js";
 
 export interface PathSpec {
@@ -281,27 +281,18 @@ function base(rng: Rng, spec: PathSpec): string {
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: PathSpec, reference: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) {
     // Not damaged: another path where there is one.
     const others = allPaths(spec).filter((p) => p !== reference && p.length <= 8);
     return others.length > 0 && rng() < 0.7 ? pick(rng, others) : reference;
   }
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
+  return nearestToTarget(pathFamily, spec, reference, target, MAX_ANSWER, () => {
     let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
     const n = 1 + Math.floor(rng() * (5 - target));
     for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    if (w === reference || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(pathFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+    return w;
+  });
 }
 
 export const pathFamily: Family<PathSpec> = {

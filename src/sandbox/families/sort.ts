@@ -26,7 +26,7 @@
  * or repeated numbers; the empty answer's trace is `empty` and it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score, shuffled } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 
 export interface SortSpec {
   /** The list in the instruction's order (distinct, 1–19). */
@@ -236,12 +236,9 @@ const TEXT_OPS: readonly TextOp[] = [
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: SortSpec, ref: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) return ref; // the sorted list is the only correct answer
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
+  return nearestToTarget(sortFamily, spec, ref, target, MAX_ANSWER, () => {
     let xs = parse(ref).nums;
     if (rng() < 0.1 + 0.4 * s) {
       // Not got the task at all: the list as given, or random numbers.
@@ -258,14 +255,8 @@ function corrupt(spec: SortSpec, ref: string, rng: Rng, severity: number): strin
     }
     let w = xs.join(" ");
     for (const op of textOps) w = op(rng, spec, w);
-    if (w === ref || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(sortFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+    return w;
+  });
 }
 
 export const sortFamily: Family<SortSpec> = {

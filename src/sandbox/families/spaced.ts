@@ -22,7 +22,7 @@
  * trace is `empty` and it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score, shuffled } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 
 export interface SpacedSpec {
   /** The exact number of letters (4–6). */
@@ -202,8 +202,7 @@ function base(rng: Rng, spec: SpacedSpec): string {
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: SpacedSpec, reference: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) {
     // Not damaged: another correct answer where there is one.
     for (let k = 0; k < 5; k++) {
@@ -212,20 +211,12 @@ function corrupt(spec: SpacedSpec, reference: string, rng: Rng, severity: number
     }
     return reference;
   }
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
+  return nearestToTarget(spacedFamily, spec, reference, target, MAX_ANSWER, () => {
     let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
     const n = 1 + Math.floor(rng() * (5 - target));
     for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    if (w === reference || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(spacedFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+    return w;
+  });
 }
 
 export const spacedFamily: Family<SpacedSpec> = {

@@ -31,7 +31,7 @@
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { pick, randInt, score, shuffled } from "../task.js";
+import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, scan, shapeOf, showNumber, sign } from "./common-a.js";
 
 export interface SumSpec {
@@ -194,28 +194,15 @@ function base(rng: Rng, spec: SumSpec): string {
 
 /** The closest in gold score to round(5 · (1 − severity)) among a few mutation chains. */
 function corrupt(spec: SumSpec, reference: string, rng: Rng, severity: number): string {
-  const s = Number.isFinite(severity) ? Math.min(1, Math.max(0, severity)) : 1;
-  const target = Math.round(5 * (1 - s));
+  const { s, target } = corruptionTarget(severity);
   if (target === 5) return reference; // the pair is unique: the only answer meeting all five
-  let best = "";
-  let bestGap = Number.POSITIVE_INFINITY;
-  for (let k = 0; k < 40 && bestGap > 0; k++) {
-    let w: string;
-    if (rng() < 0.1 + 0.4 * s) w = base(rng, spec);
-    else {
-      let d: Draft = { nums: numberRuns(reference), sep: " " };
-      const n = 1 + Math.floor(rng() * (5 - target));
-      for (let i = 0; i < n; i++) d = pick(rng, OPS)(rng, spec, d);
-      w = d.nums.join(d.sep);
-    }
-    if (w === reference || w.length > MAX_ANSWER) continue;
-    const gap = Math.abs(score(sumFamily, spec, w).score - target);
-    if (gap < bestGap) {
-      best = w;
-      bestGap = gap;
-    }
-  }
-  return best;
+  return nearestToTarget(sumFamily, spec, reference, target, MAX_ANSWER, () => {
+    if (rng() < 0.1 + 0.4 * s) return base(rng, spec);
+    let d: Draft = { nums: numberRuns(reference), sep: " " };
+    const n = 1 + Math.floor(rng() * (5 - target));
+    for (let i = 0; i < n; i++) d = pick(rng, OPS)(rng, spec, d);
+    return d.nums.join(d.sep);
+  });
 }
 
 export const sumFamily: Family<SumSpec> = {
