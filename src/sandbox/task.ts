@@ -113,3 +113,22 @@ export function nearestToTarget<S>(
   }
   return best;
 }
+
+/**
+ * One draft of a wrong answer for string families: with probability 0.1 + 0.4·s an off-task answer
+ * (`base`), else the reference, then 1 … 5 − target mistakes drawn from `ops`.
+ */
+export function mistakeChain<S>(
+  rng: Rng,
+  spec: S,
+  reference: string,
+  s: number,
+  target: number,
+  base: (rng: Rng, spec: S) => string,
+  ops: readonly ((rng: Rng, spec: S, w: string) => string)[],
+): string {
+  let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
+  const n = 1 + Math.floor(rng() * (5 - target));
+  for (let i = 0; i < n; i++) w = pick(rng, ops)(rng, spec, w);
+  return w;
+}

@@ -16,7 +16,7 @@
  * meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { corruptionTarget, nearestToTarget, pick, randInt } from "../task.js";
+import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt } from "../task.js";
 
 export interface ConstraintsSpec {
   /** The exact number of characters (4–7). */
@@ -146,12 +146,9 @@ function corrupt(spec: ConstraintsSpec, reference: string, rng: Rng, severity: n
     }
     return reference;
   }
-  return nearestToTarget(constraintsFamily, spec, reference, target, MAX_ANSWER, () => {
-    let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
-    const n = 1 + Math.floor(rng() * (5 - target));
-    for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    return w;
-  });
+  return nearestToTarget(constraintsFamily, spec, reference, target, MAX_ANSWER, () =>
+    mistakeChain(rng, spec, reference, s, target, base, OPS),
+  );
 }
 
 export const constraintsFamily: Family<ConstraintsSpec> = {

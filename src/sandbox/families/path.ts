@@ -35,7 +35,7 @@
  * The empty answer's trace is `empty`; it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
+import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, sign } from "./common-a.js";
 
 export interface PathSpec {
@@ -287,12 +287,7 @@ function corrupt(spec: PathSpec, reference: string, rng: Rng, severity: number):
     const others = allPaths(spec).filter((p) => p !== reference && p.length <= 8);
     return others.length > 0 && rng() < 0.7 ? pick(rng, others) : reference;
   }
-  return nearestToTarget(pathFamily, spec, reference, target, MAX_ANSWER, () => {
-    let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
-    const n = 1 + Math.floor(rng() * (5 - target));
-    for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    return w;
-  });
+  return nearestToTarget(pathFamily, spec, reference, target, MAX_ANSWER, () => mistakeChain(rng, spec, reference, s, target, base, OPS));
 }
 
 export const pathFamily: Family<PathSpec> = {

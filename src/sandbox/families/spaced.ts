@@ -22,7 +22,7 @@
  * trace is `empty` and it meets no criterion.
  */
 import type { Family, Rng, Task } from "../task.js";
-import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
+import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 
 export interface SpacedSpec {
   /** The exact number of letters (4–6). */
@@ -211,12 +211,7 @@ function corrupt(spec: SpacedSpec, reference: string, rng: Rng, severity: number
     }
     return reference;
   }
-  return nearestToTarget(spacedFamily, spec, reference, target, MAX_ANSWER, () => {
-    let w = rng() < 0.1 + 0.4 * s ? base(rng, spec) : reference;
-    const n = 1 + Math.floor(rng() * (5 - target));
-    for (let i = 0; i < n; i++) w = pick(rng, OPS)(rng, spec, w);
-    return w;
-  });
+  return nearestToTarget(spacedFamily, spec, reference, target, MAX_ANSWER, () => mistakeChain(rng, spec, reference, s, target, base, OPS));
 }
 
 export const spacedFamily: Family<SpacedSpec> = {
