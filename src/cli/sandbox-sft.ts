@@ -80,9 +80,9 @@ function judgeLine(name: string, q: JudgeQuality): string {
   );
 }
 
-export function formatMetrics(m: SandboxMetrics, n: number): string {
+export function formatMetrics(m: SandboxMetrics, n: number, o: { title?: string; targets?: boolean } = {}): string {
   const ok = (b: boolean) => (b ? "met" : "NOT met");
-  let s = `\nM1 on ${m.tasks} held-out prompts\n`;
+  let s = `\n${o.title ?? "M1"} on ${m.tasks} held-out prompts\n`;
   s += `  gold score (greedy)      ${f2(m.gold)} / 5    exact match ${f2(m.exact)}    answer length ${f2(m.length)}\n`;
   s += `  sampled answers (T 0.7)  gold ${f2(m.sampledGold)}    distinct ${f2(m.distinct)} of ${n}    criteria met ${m.criteriaMet.map(f2).join(" ")}\n`;
   s += judgeLine("own samples", m.judgeOwn);
@@ -92,6 +92,7 @@ export function formatMetrics(m: SandboxMetrics, n: number): string {
   for (const [name, pf] of Object.entries(m.perFamily)) {
     s += `    ${name.padEnd(18)}  ${f2(pf.gold)}   ${f2(pf.exact)}   ${f2(pf.judgeOwnPairwise)}                  ${f2(pf.likelihoodPairwise)}\n`;
   }
+  if (o.targets === false) return s;
   s += `targets: gold in [2, 4] ${ok(m.gold >= 2 && m.gold <= 4)}; judge pairwise on own samples ≥ 0.65 ${ok(m.judgeOwn.pairwiseAccuracy >= 0.65)}; above the likelihood ranking ${ok(m.judgeOwn.pairwiseAccuracy > m.likelihoodPairwiseAccuracy + 0.05)}\n`;
   return s;
 }

@@ -126,8 +126,13 @@ export async function buildM1(p: SandboxPreset, outDir: string, o: SandboxRunOpt
   log(`M1 = SFT on IFT + EFT (${s.steps} steps): ${tSft.toFixed(0)} s`);
 
   t0 = performance.now();
-  const metrics = await evaluateSandbox(model, tok, families, splits.eval, { samples: p.evalSamples, seed: p.seed, signal: o.signal });
-  await writeJsonAtomic(join(outDir, "m1_metrics.json"), metrics);
+  const metricsPath = join(outDir, "m1_metrics.json");
+  let metrics: SandboxMetrics;
+  if (await exists(metricsPath)) metrics = JSON.parse(await readFile(metricsPath, "utf8")) as SandboxMetrics;
+  else {
+    metrics = await evaluateSandbox(model, tok, families, splits.eval, { samples: p.evalSamples, seed: p.seed, signal: o.signal });
+    await writeJsonAtomic(metricsPath, metrics);
+  }
   const tEval = (performance.now() - t0) / 1000;
   return { model, metrics, eftHistogram: histogram, seconds: { warmup: tWarm, eft: tEft, sft: tSft, eval: tEval } };
 }

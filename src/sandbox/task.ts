@@ -46,6 +46,12 @@ export interface Family<S = unknown> {
    * `severity` ∈ [0, 1] of it damaged. Its gold score is whatever `check` says.
    */
   corrupt(spec: S, reference: string, rng: Rng, severity: number): string;
+  /**
+   * The spec of an instruction this family's generator could have written, or undefined (another
+   * family's instruction, malformed text, values outside the generator's ranges, or a task with no
+   * answer meeting all five criteria). Never throws.
+   */
+  parse(instruction: string): S | undefined;
 }
 
 export interface Scored {

@@ -70,7 +70,7 @@ export function dpoObjective(loss: DpoLossConfig, padId = 0): Objective<DpoRow> 
 }
 
 /** One forward (and backward) over a group of pairs: chosen and rejected rows in one (2n, T) batch. */
-async function pairGroupStep(
+export async function pairGroupStep(
   t: Trainable,
   pairs: readonly DpoRow[],
   denominator: number,
@@ -206,7 +206,7 @@ export async function dpo(
  * Reference log-probs, computed once and kept in output_dir for resumes. They are reused only for the
  * same data and the same starting weights (a resumed run is called with its initial model again).
  */
-async function cachedReference(
+export async function cachedReference(
   tr: Trainable,
   chosen: LmRow[],
   rejected: LmRow[],

@@ -440,7 +440,7 @@ function checkCompatible(s: TrainerState, now: TrainerState, dir: string): void 
   }
 }
 
-async function loadWeights(tr: Trainable, path: string): Promise<void> {
+export async function loadWeights(tr: Trainable, path: string): Promise<void> {
   const f = await readSafetensors(path);
   for (const t of tr.params) {
     const src = f.tensors.get(t.name);

@@ -17,6 +17,7 @@
  */
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt } from "../task.js";
+import { inRange } from "./parse-util.js";
 
 export interface ConstraintsSpec {
   /** The exact number of characters (4–7). */
@@ -34,6 +35,8 @@ export interface ConstraintsSpec {
 const LETTERS = "abcdefghijklmnopqrstuvwxyz";
 const WALK_CAP = 10;
 const MAX_ANSWER = 20;
+/** The generator's range of lengths. */
+const LENGTH: [number, number] = [4, 7];
 
 const isLetter = (c: string | undefined): c is string => c !== undefined && c.length === 1 && c >= "a" && c <= "z";
 const show = (c: string | undefined): string => (isLetter(c) ? c : "#");
@@ -46,6 +49,21 @@ function randLetter(rng: Rng, except = ""): string {
 
 function instruction(spec: ConstraintsSpec): string {
   return `w${spec.length} ${spec.first}.. ..${spec.last} has ${spec.has} no ${spec.no}`;
+}
+
+/**
+ * The spec of a `w` instruction the generator could have written, or undefined. Every such task has
+ * answers: a length of 4 or more leaves a middle for the required letter, and the banned letter is
+ * none of the three given.
+ */
+function parseInstruction(text: string): ConstraintsSpec | undefined {
+  const m = /^w([1-9][0-9]*) ([a-z])\.\. \.\.([a-z]) has ([a-z]) no ([a-z])$/.exec(text);
+  if (!m) return undefined;
+  const spec: ConstraintsSpec = { length: Number(m[1]), first: m[2], last: m[3], has: m[4], no: m[5] };
+  if (!inRange(spec.length, LENGTH[0], LENGTH[1])) return undefined;
+  // The generator draws the banned letter first and keeps it out of the others; `has` is neither end.
+  if (spec.no === spec.first || spec.no === spec.last || [spec.no, spec.first, spec.last].includes(spec.has)) return undefined;
+  return instruction(spec) === text ? spec : undefined;
 }
 
 /** A random word meeting the spec. */
@@ -162,7 +180,7 @@ export const constraintsFamily: Family<ConstraintsSpec> = {
     "exactly the given number of characters",
   ],
   generate(rng: Rng): Task<ConstraintsSpec> {
-    const length = randInt(rng, 4, 7);
+    const length = randInt(rng, LENGTH[0], LENGTH[1]);
     const no = randLetter(rng);
     const first = randLetter(rng, no);
     const last = randLetter(rng, no);
@@ -173,4 +191,5 @@ export const constraintsFamily: Family<ConstraintsSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

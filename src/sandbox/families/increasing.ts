@@ -36,6 +36,7 @@
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, shapeOf, showNumber, sign } from "./common-a.js";
+import { distinctList, inRange, numberList } from "./parse-util.js";
 
 export interface IncreasingSpec {
   /** How many numbers the answer must have (3 or 4). */
@@ -47,6 +48,10 @@ export interface IncreasingSpec {
 const MAX_ANSWER = 20;
 const SHAPE_CAP = 8;
 const WALK_CAP = 5;
+/** The generator's ranges: the list's length, its values, and k. */
+const COUNT: [number, number] = [5, 7];
+const VALUES: [number, number] = [1, 19];
+const K: [number, number] = [3, 4];
 
 function strictlyIncreasing(xs: readonly number[]): boolean {
   return xs.every((x, i) => i === 0 || xs[i - 1] < x);
@@ -75,6 +80,28 @@ function longestIncreasing(list: readonly number[]): number {
 
 function instruction(spec: IncreasingSpec): string {
   return `up${spec.k}: ${spec.list.join(" ")}`;
+}
+
+/**
+ * Whether the generator keeps a drawn list: it has an increasing subsequence of length k but none
+ * longer than k + 1, and neither copying its start nor sorting its k smallest answers it.
+ */
+function fits(list: readonly number[], k: number): boolean {
+  const lis = longestIncreasing(list);
+  if (lis < k || lis > k + 1) return false;
+  if (strictlyIncreasing(list.slice(0, k))) return false; // copying the start would do
+  const smallest = [...list].sort((a, b) => a - b).slice(0, k);
+  return !strictlyIncreasing(smallest.map((v) => list.indexOf(v))); // else sorting would do
+}
+
+/** The spec of an `up` instruction the generator could have written, or undefined. */
+function parseInstruction(text: string): IncreasingSpec | undefined {
+  const m = /^up([1-9][0-9]*): (.*)$/.exec(text);
+  const list = m ? numberList(m[2]) : undefined;
+  if (m === null || list === undefined) return undefined;
+  const spec: IncreasingSpec = { k: Number(m[1]), list };
+  if (!inRange(spec.k, K[0], K[1]) || !distinctList(list, COUNT, VALUES) || !fits(list, spec.k)) return undefined;
+  return instruction(spec) === text ? spec : undefined;
 }
 
 function check(spec: IncreasingSpec, answer: string): boolean[] {
@@ -151,17 +178,13 @@ function trace(spec: IncreasingSpec, answer: string): string {
 
 function generate(rng: Rng): Task<IncreasingSpec> {
   for (;;) {
-    const n = randInt(rng, 5, 7);
-    const k = randInt(rng, 3, 4);
+    const n = randInt(rng, COUNT[0], COUNT[1]);
+    const k = randInt(rng, K[0], K[1]);
     const list = shuffled(
       rng,
-      Array.from({ length: 19 }, (_, i) => i + 1),
+      Array.from({ length: VALUES[1] - VALUES[0] + 1 }, (_, i) => i + VALUES[0]),
     ).slice(0, n);
-    const lis = longestIncreasing(list);
-    if (lis < k || lis > k + 1) continue;
-    if (strictlyIncreasing(list.slice(0, k))) continue; // copying the start would do
-    const smallest = [...list].sort((a, b) => a - b).slice(0, k);
-    if (strictlyIncreasing(smallest.map((v) => list.indexOf(v)))) continue; // sorting would do
+    if (!fits(list, k)) continue;
     const spec: IncreasingSpec = { k, list };
     const reference = increasingSubsequences(list, k, 1)[0].join(" ");
     return { family: "increasing", instruction: instruction(spec), spec, reference };
@@ -268,4 +291,5 @@ export const increasingFamily: Family<IncreasingSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

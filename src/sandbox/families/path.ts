@@ -37,6 +37,7 @@
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, sign } from "./common-a.js";
+import { inRange } from "./parse-util.js";
 
 export interface PathSpec {
   /** The node the path starts at (a letter a–h). */
@@ -50,6 +51,10 @@ export interface PathSpec {
 const NODES = "abcdefgh";
 const WALK_CAP = 8;
 const MAX_ANSWER = 20;
+/** The generator's ranges: nodes, hops of the route from source to target, and edges. */
+const NODE_COUNT: [number, number] = [5, 7];
+const HOPS: [number, number] = [2, 4];
+const EDGE_COUNT: [number, number] = [5, 8];
 
 const isNodeLetter = (c: string | undefined): boolean => c !== undefined && c.length === 1 && c >= "a" && c <= "h";
 const show = (c: string | undefined): string => (c !== undefined && c.length === 1 && c >= "a" && c <= "z" ? c : "#");
@@ -102,6 +107,43 @@ function allPaths(spec: PathSpec): string[] {
   };
   walk(spec.source);
   return out;
+}
+
+/** Hops from `from` to every node it reaches (breadth-first). */
+function hopsFrom(spec: PathSpec, from: string): Map<string, number> {
+  const hops = new Map<string, number>([[from, 0]]);
+  const queue = [from];
+  while (queue.length > 0) {
+    const v = queue.shift()!;
+    for (const w of neighbours(spec, v)) {
+      if (!hops.has(w)) {
+        hops.set(w, hops.get(v)! + 1);
+        queue.push(w);
+      }
+    }
+  }
+  return hops;
+}
+
+/**
+ * The spec of a `path` instruction the generator could have written, or undefined. The generator
+ * writes exactly these graphs: edges in canonical form (letters and list sorted, none twice), 5–7
+ * nodes, all connected (a spanning tree around a route), source and target distinct and no
+ * neighbours, at most 4 hops apart (the route's hops, which a shortest path can only beat), and
+ * max(nodes − 1, 5 … 8) edges. Such a task always has an answer: a shortest path of 3–5 nodes.
+ */
+function parseInstruction(text: string): PathSpec | undefined {
+  const m = /^path ([a-h])-([a-h]): ([a-h]{2}(?: [a-h]{2})*)$/.exec(text);
+  if (!m) return undefined;
+  const spec: PathSpec = { source: m[1], target: m[2], edges: m[3].split(" ") };
+  const { source, target, edges } = spec;
+  if (!edges.every((e, i) => e[0] < e[1] && (i === 0 || edges[i - 1] < e))) return undefined;
+  const nodes = graphNodes(spec);
+  if (!inRange(nodes.length, NODE_COUNT[0], NODE_COUNT[1]) || !inRange(edges.length, EDGE_COUNT[0], EDGE_COUNT[1])) return undefined;
+  if (source === target || !nodes.includes(source) || !nodes.includes(target) || isEdge(spec, source, target)) return undefined;
+  const hops = hopsFrom(spec, source);
+  if (hops.size !== nodes.length || !inRange(hops.get(target)!, HOPS[0], HOPS[1])) return undefined;
+  return instruction(spec) === text ? spec : undefined;
 }
 
 function instruction(spec: PathSpec): string {
@@ -165,10 +207,10 @@ function trace(spec: PathSpec, answer: string): string {
 
 function generate(rng: Rng): Task<PathSpec> {
   for (;;) {
-    const n = randInt(rng, 5, 7);
+    const n = randInt(rng, NODE_COUNT[0], NODE_COUNT[1]);
     const nodes = shuffled(rng, [...NODES]).slice(0, n);
     const [source, target] = nodes;
-    const hops = randInt(rng, 2, 4);
+    const hops = randInt(rng, HOPS[0], HOPS[1]);
     const route = [source, ...nodes.slice(2, 2 + hops - 1), target];
     const banned = edgeKey(source, target);
     const edges = new Set<string>();
@@ -180,7 +222,7 @@ function generate(rng: Rng): Task<PathSpec> {
       reached.push(v);
     }
     // A few extra edges (possible shortcuts and cycles), never source–target.
-    const m = randInt(rng, 5, 8);
+    const m = randInt(rng, EDGE_COUNT[0], EDGE_COUNT[1]);
     const extra: string[] = [];
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) extra.push(edgeKey(nodes[i], nodes[j]));
     for (const e of shuffled(rng, extra)) {
@@ -304,4 +346,5 @@ export const pathFamily: Family<PathSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

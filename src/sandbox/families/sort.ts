@@ -27,6 +27,7 @@
  */
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
+import { distinctList, numberList } from "./parse-util.js";
 
 export interface SortSpec {
   /** The list in the instruction's order (distinct, 1–19). */
@@ -45,6 +46,9 @@ const EXAMPLE_FRAME = 4 + 6 + 9;
 /** The least a cut trace keeps (for absurdly long answers). */
 const TRACE_MIN = 40;
 const MAX_ANSWER = 20;
+/** The generator's ranges: how many numbers the list has, and their values. */
+const COUNT: [number, number] = [4, 6];
+const VALUES: [number, number] = [1, 19];
 const FORMAT = /^[0-9]+( [0-9]+)*$/;
 
 const sign = (ok: boolean): string => (ok ? "+" : "-");
@@ -70,6 +74,15 @@ function parse(answer: string): { parts: { num: boolean; text: string }[]; nums:
 
 function instruction(spec: SortSpec): string {
   return `sort: ${spec.numbers.join(" ")}`;
+}
+
+/** The spec of a `sort:` instruction the generator could have written (any such list sorts), or undefined. */
+function parseInstruction(text: string): SortSpec | undefined {
+  const m = /^sort: (.*)$/.exec(text);
+  const numbers = m ? numberList(m[1]) : undefined;
+  if (numbers === undefined || !distinctList(numbers, COUNT, VALUES)) return undefined;
+  const spec: SortSpec = { numbers };
+  return instruction(spec) === text ? spec : undefined;
 }
 
 function reference(spec: SortSpec): string {
@@ -270,10 +283,10 @@ export const sortFamily: Family<SortSpec> = {
     "each number larger than the one before",
   ],
   generate(rng: Rng): Task<SortSpec> {
-    const count = randInt(rng, 4, 6);
+    const count = randInt(rng, COUNT[0], COUNT[1]);
     const numbers = shuffled(
       rng,
-      Array.from({ length: 19 }, (_, i) => i + 1),
+      Array.from({ length: VALUES[1] - VALUES[0] + 1 }, (_, i) => i + VALUES[0]),
     ).slice(0, count);
     const spec: SortSpec = { numbers };
     return { family: "sort", instruction: instruction(spec), spec, reference: reference(spec) };
@@ -281,4 +294,5 @@ export const sortFamily: Family<SortSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

@@ -23,6 +23,7 @@
  */
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt, shuffled } from "../task.js";
+import { inRange } from "./parse-util.js";
 
 export interface SpacedSpec {
   /** The exact number of letters (4–6). */
@@ -38,6 +39,9 @@ export interface SpacedSpec {
 const LETTERS = "abcdefghijklmnopqrstuvwxyz";
 const WALK_CAP = 7;
 const MAX_ANSWER = 20;
+/** The generator's ranges of lengths and gaps. */
+const LENGTH: [number, number] = [4, 6];
+const GAP: [number, number] = [2, 4];
 
 const isLetter = (c: string | undefined): c is string => c !== undefined && c.length === 1 && c >= "a" && c <= "z";
 const dist = (a: string, b: string): number => Math.abs(a.charCodeAt(0) - b.charCodeAt(0));
@@ -73,6 +77,17 @@ function spacedWord(rng: Rng, spec: SpacedSpec): string | null {
 
 function instruction(spec: SpacedSpec): string {
   return `spaced ${spec.length} from ${spec.start} to ${spec.end} gap ${spec.gap}`;
+}
+
+/** The spec of a `spaced` instruction the generator could have written (one with an answer), or undefined. */
+function parseInstruction(text: string): SpacedSpec | undefined {
+  const m = /^spaced ([1-9][0-9]*) from ([a-z]) to ([a-z]) gap ([1-9][0-9]*)$/.exec(text);
+  if (!m) return undefined;
+  const spec: SpacedSpec = { length: Number(m[1]), start: m[2], end: m[3], gap: Number(m[4]) };
+  if (!inRange(spec.length, LENGTH[0], LENGTH[1]) || !inRange(spec.gap, GAP[0], GAP[1]) || spec.start === spec.end) return undefined;
+  // The search is exhaustive, so any rng finds a word iff one exists; a fixed one keeps parse pure.
+  if (spacedWord(() => 0, spec) === null) return undefined;
+  return instruction(spec) === text ? spec : undefined;
 }
 
 function check(spec: SpacedSpec, answer: string): boolean[] {
@@ -227,7 +242,12 @@ export const spacedFamily: Family<SpacedSpec> = {
   generate(rng: Rng): Task<SpacedSpec> {
     for (;;) {
       const start = pick(rng, [...LETTERS]);
-      const spec: SpacedSpec = { length: randInt(rng, 4, 6), start, end: randLetter(rng, start), gap: randInt(rng, 2, 4) };
+      const spec: SpacedSpec = {
+        length: randInt(rng, LENGTH[0], LENGTH[1]),
+        start,
+        end: randLetter(rng, start),
+        gap: randInt(rng, GAP[0], GAP[1]),
+      };
       const reference = spacedWord(rng, spec);
       if (reference !== null) return { family: "spaced", instruction: instruction(spec), spec, reference };
     }
@@ -235,4 +255,5 @@ export const spacedFamily: Family<SpacedSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

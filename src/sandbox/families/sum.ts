@@ -33,6 +33,7 @@
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { judgeLength, MAX_JUDGE, numberRuns, positionIn, relation, scan, shapeOf, showNumber, sign } from "./common-a.js";
+import { distinctList, numberList } from "./parse-util.js";
 
 export interface SumSpec {
   /** The sum the two numbers must reach. */
@@ -43,6 +44,9 @@ export interface SumSpec {
 
 const MAX_ANSWER = 20;
 const SHAPE_CAP = 6;
+/** The generator's ranges: the list's length and its values. */
+const COUNT: [number, number] = [4, 6];
+const VALUES: [number, number] = [1, 19];
 
 /** The column addition of a and b (values under 1000): `9+8=17 0+1+1=2`, and the sum it reads `27`. */
 export function columns(a: number, b: number): { text: string; total: string } {
@@ -67,6 +71,22 @@ export function columns(a: number, b: number): { text: string; total: string } {
 
 function instruction(spec: SumSpec): string {
   return `sum ${spec.target}: ${spec.list.join(" ")}`;
+}
+
+/**
+ * The spec of a `sum` instruction the generator could have written, or undefined: exactly one pair
+ * of the list adds up to the target (none: no answer; more: the generator never writes it, and
+ * `corrupt` relies on the pair being unique).
+ */
+function parseInstruction(text: string): SumSpec | undefined {
+  const m = /^sum ([1-9][0-9]*): (.*)$/.exec(text);
+  const list = m ? numberList(m[2]) : undefined;
+  if (m === null || list === undefined || !distinctList(list, COUNT, VALUES)) return undefined;
+  const spec: SumSpec = { target: Number(m[1]), list };
+  let pairs = 0;
+  for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) if (list[i] + list[j] === spec.target) pairs++;
+  if (pairs !== 1) return undefined;
+  return instruction(spec) === text ? spec : undefined;
 }
 
 function check(spec: SumSpec, answer: string): boolean[] {
@@ -112,17 +132,12 @@ function trace(spec: SumSpec, answer: string): string {
 }
 
 function generate(rng: Rng): Task<SumSpec> {
-  const [x, y] = shuffled(
-    rng,
-    Array.from({ length: 19 }, (_, i) => i + 1),
-  ).slice(0, 2);
+  const values = Array.from({ length: VALUES[1] - VALUES[0] + 1 }, (_, i) => i + VALUES[0]);
+  const [x, y] = shuffled(rng, values).slice(0, 2);
   const target = x + y;
   const list = [x, y];
-  const n = randInt(rng, 4, 6);
-  for (const d of shuffled(
-    rng,
-    Array.from({ length: 19 }, (_, i) => i + 1),
-  )) {
+  const n = randInt(rng, COUNT[0], COUNT[1]);
+  for (const d of shuffled(rng, values)) {
     if (list.length >= n) break;
     if (!list.includes(d) && !list.includes(target - d)) list.push(d);
   }
@@ -219,4 +234,5 @@ export const sumFamily: Family<SumSpec> = {
   check,
   trace,
   corrupt,
+  parse: parseInstruction,
 };

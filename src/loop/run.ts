@@ -1,0 +1,595 @@
+/**
+ * The self-rewarding loop (DESIGN §1), on the builtin engine, into one run directory:
+ *
+ *   config.resolved.yaml, manifest.json     what ran (config after presets and overrides; versions, seed, git sha)
+ *   m1/                                     M1 built in the sandbox (pipeline.ts; m1/m1/final = the weights)
+ *   iter-0/eval.json                        M1 on the held-out prompts
+ *   iter-<t>/ (t = 1…T, from M_t)
+ *     prompts.jsonl                         this iteration's prompts
+ *     candidates.jsonl                      N sampled answers per prompt (with gold scores in the sandbox)
+ *     judgements.jsonl                      K judgements per candidate, their parsed score or null
+ *     pairs.jsonl, pairs_stats.json         best vs worst per prompt (TRL conversational format + scores)
+ *     train/                                DPO (+ seed rows) from M_t, reference M_t; train/final = M_{t+1}
+ *     eval.json                             M_{t+1} on the held-out prompts
+ *   metrics.jsonl                           one flat line per model (rebuilt from the files above)
+ *
+ * Every file is written atomically and every stage is skipped when its file exists; sampling and
+ * judging are saved in chunks, and the trainer resumes from its checkpoints — so a run killed at any
+ * moment continues where it stopped, and the same seed gives the same files.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Kernels } from "../engine/kernels.js";
+import { pairwiseAccuracy } from "../eval/metrics.js";
+import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
+import { readJsonl, writeJsonl } from "../io/jsonl.js";
+import { parseScore } from "../judge/parse.js";
+import { generate } from "../model/generate.js";
+import type { LlamaModel } from "../model/llama.js";
+import { bestVsWorst, countOutcomes, meanReward, type PairOutcome } from "../pairs/sr.js";
+import { progress as progressBar } from "../run/progress.js";
+import { allFamilies, familiesByName } from "../sandbox/families/index.js";
+import { buildM1 } from "../sandbox/pipeline.js";
+import { type SandboxPreset, preset as sandboxPreset } from "../sandbox/preset.js";
+import { dpoConfig } from "../train/config.js";
+import { tokenizePreference, tokenizeSft } from "../train/data.js";
+import { dpoMix } from "../train/dpo-mix.js";
+import { fullTrainable } from "../train/trainable.js";
+import { FINAL_DIR, loadWeights } from "../train/trainer.js";
+import { configYaml, deepMerge, type RunConfig } from "./config.js";
+import { flatSandboxMetrics, sandboxWorld } from "./sandbox-world.js";
+import type { LoopPrompt, World } from "./world.js";
+
+export interface LoopOptions {
+  kernels: Kernels;
+  /** Progress bars on stderr (default true). */
+  progress?: boolean;
+  /** One line per finished stage and iteration (default: stderr). */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+  /** The command line, for the manifest. */
+  command?: string;
+}
+
+export interface Candidate {
+  prompt_id: string;
+  index: number;
+  text: string;
+  /** Σ log p of the sampled tokens, and their count. */
+  logprob: number;
+  tokens: number;
+  /** Gold score (sandbox). */
+  gold?: number;
+}
+
+export interface Judgement {
+  prompt_id: string;
+  candidate: number;
+  sample: number;
+  text: string;
+  /** The parsed score, or null when the judgement did not parse (counted, never guessed). */
+  score: number | null;
+}
+
+/** One line of pairs.jsonl: TRL's conversational preference format plus our fields. */
+export interface PairRecord {
+  prompt: { role: "user"; content: string }[];
+  chosen: { role: "assistant"; content: string }[];
+  rejected: { role: "assistant"; content: string }[];
+  prompt_id: string;
+  score_chosen: number;
+  score_rejected: number;
+  gold_chosen?: number;
+  gold_rejected?: number;
+  iteration: number;
+  method: string;
+}
+
+export interface LoopResult {
+  runDir: string;
+  metrics: Record<string, unknown>[];
+  finalDir: string;
+}
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+/** What the report and compare call the run's kind of pairs. */
+export function modeOf(c: RunConfig): "judge" | "oracle" | "control" {
+  if (c.method === "control") return "control";
+  return c.judge.by === "gold" ? "oracle" : "judge";
+}
+
+/** The sandbox preset of the run's M1, with the config's overrides applied. */
+export function m1Preset(c: RunConfig): SandboxPreset {
+  const p = sandboxPreset(c.model.sandbox);
+  return deepMerge(p as unknown as Record<string, unknown>, c.model.overrides) as unknown as SandboxPreset;
+}
+
+export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): Promise<LoopResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const showProgress = o.progress ?? true;
+  await mkdir(runDir, { recursive: true });
+  await writeRunFiles(cfg, runDir, o.command);
+
+  // M1.
+  const p = m1Preset(cfg);
+  const families = p.families ? familiesByName(p.families) : allFamilies;
+  const m1Dir = join(runDir, "m1");
+  const m1 = await buildM1(p, m1Dir, { kernels: o.kernels, progress: showProgress, log, signal: o.signal });
+  const model = m1.model;
+  const world = await sandboxWorld(families, m1Dir);
+  const trainable = fullTrainable(model);
+
+  // Iteration 0: M1 on the held-out prompts (pipeline.ts measured it already when the settings agree).
+  const eval0 = join(runDir, "iter-0", "eval.json");
+  if (!(await exists(eval0))) {
+    const full =
+      p.evalSamples === cfg.eval.samples && p.seed === cfg.seed
+        ? m1.metrics
+        : (await world.evaluate(model, { samples: cfg.eval.samples, seed: cfg.seed, signal: o.signal, onProgress: stageBar(showProgress) }))
+            .full;
+    await mkdir(dirname(eval0), { recursive: true });
+    await writeJsonAtomic(eval0, full);
+  }
+  let metrics = await rebuildMetrics(cfg, runDir);
+  log(iterationLine(metrics[0]));
+
+  let modelDir = join(m1Dir, "m1", FINAL_DIR);
+  for (let t = 1; t <= cfg.iterations; t++) {
+    const dir = join(runDir, `iter-${t}`);
+    const trainDir = join(dir, "train");
+    if (await exists(join(dir, "eval.json"))) {
+      modelDir = join(trainDir, FINAL_DIR);
+      continue;
+    }
+    // M_t: the weights the previous iteration ended with.
+    await loadWeights(trainable, join(modelDir, "model.safetensors"));
+    await mkdir(dir, { recursive: true });
+    const times: Record<string, number> = {};
+    const time = async <T>(key: string, f: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      const r = await f();
+      times[key] = (times[key] ?? 0) + (performance.now() - t0) / 1000;
+      return r;
+    };
+
+    const prompts = await time("time/prompts_s", () => iterationPrompts(world, cfg, t, dir));
+    const candidates = await time("time/generate_s", () => sampleCandidates(model, world, cfg, t, prompts, dir, showProgress, o.signal));
+    const judgements =
+      cfg.judge.by === "model"
+        ? await time("time/judge_s", () => judgeCandidates(model, world, cfg, t, prompts, candidates, dir, showProgress, o.signal))
+        : [];
+    const { pairs, stats } = await buildPairs(cfg, t, prompts, candidates, judgements, dir);
+
+    if (pairs.length > 0) {
+      await time("time/train_s", async () => {
+        const tok = world.tokenizer;
+        const seed = (await world.seedData()).map((r) => tokenizeSft(tok, r));
+        const data = pairs.map((pr) => {
+          const prompt = prompts.find((x) => x.id === pr.prompt_id) as LoopPrompt;
+          return tokenizePreference(tok, {
+            prompt: world.answerPrompt(prompt),
+            chosen: pr.chosen[0].content,
+            rejected: pr.rejected[0].content,
+          });
+        });
+        const dcfg = dpoConfig({ ...cfg.dpo, output_dir: trainDir, seed: cfg.seed * 1000 + t }, "run config dpo");
+        await dpoMix(
+          trainable,
+          data,
+          seed,
+          dcfg,
+          { rowsPerPair: cfg.mix.rows_per_pair, weight: cfg.mix.weight, preference: cfg.method !== "control" },
+          {
+            progress: showProgress,
+            signal: o.signal,
+          },
+        );
+      });
+      modelDir = join(trainDir, FINAL_DIR);
+    } else {
+      log(`iteration ${t}: no pairs (${stats["pairs/ties_dropped"]} ties, ${stats["pairs/unjudged"]} unjudged): M${t + 1} = M${t}`);
+    }
+
+    const ev = await time("time/eval_s", () =>
+      world.evaluate(model, { samples: cfg.eval.samples, seed: cfg.seed, signal: o.signal, onProgress: stageBar(showProgress) }),
+    );
+    await writeJsonAtomic(join(dir, "times.json"), times);
+    await writeJsonAtomic(join(dir, "eval.json"), { model_dir: relative(runDir, modelDir), ...(ev.full as object) });
+    metrics = await rebuildMetrics(cfg, runDir);
+    log(iterationLine(metrics[t]));
+  }
+  metrics = await rebuildMetrics(cfg, runDir);
+  return { runDir, metrics, finalDir: modelDir };
+}
+
+/** config.resolved.yaml and manifest.json; a resumed run must carry the very same config. */
+async function writeRunFiles(cfg: RunConfig, runDir: string, command?: string): Promise<void> {
+  const yamlPath = join(runDir, "config.resolved.yaml");
+  const text = configYaml(cfg);
+  if (await exists(yamlPath)) {
+    const old = await readFile(yamlPath, "utf8");
+    if (old !== text) {
+      throw new Error(
+        `${runDir} holds a run with another config (${yamlPath}); resume it with \`srlm run --resume ${runDir}\` or choose a new --out`,
+      );
+    }
+  } else await writeFileAtomic(yamlPath, text);
+  const manifestPath = join(runDir, "manifest.json");
+  if (!(await exists(manifestPath))) {
+    await writeJsonAtomic(manifestPath, {
+      srlm_version: packageVersion(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      git_sha: gitSha(),
+      seed: cfg.seed,
+      created: new Date().toISOString(),
+      command: command ?? null,
+    });
+  }
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+function packageVersion(): string | null {
+  try {
+    return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return null;
+  }
+}
+
+function gitSha(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function stageBar(show: boolean) {
+  if (!show) return undefined;
+  // A new bar whenever a stage starts again (the judge runs twice: own samples, corruptions).
+  let current: { stage: string; bar: ReturnType<typeof progressBar>; finished: boolean } | undefined;
+  return (stage: string, done: number, total: number) => {
+    if (!current || current.stage !== stage || current.finished) {
+      if (current && !current.finished) current.bar.finish();
+      current = { stage, bar: progressBar(`eval ${stage}`, total), finished: false };
+    }
+    if (done >= total) {
+      current.bar.finish();
+      current.finished = true;
+    } else current.bar.update(done);
+  };
+}
+
+async function iterationPrompts(world: World, cfg: RunConfig, t: number, dir: string): Promise<LoopPrompt[]> {
+  const path = join(dir, "prompts.jsonl");
+  if (await exists(path)) return readJsonl<LoopPrompt>(path);
+  const prompts = world.prompts(t, cfg.prompts.count, cfg.seed);
+  await writeJsonl(path, prompts);
+  return prompts;
+}
+
+/**
+ * Runs `work` over the prompts in chunks, each chunk's records saved in parts/ as it finishes, then
+ * all of them in `<name>.jsonl`: a kill loses at most the chunk in flight. Chunk c's seed depends on
+ * c only, so the records do not depend on where a run was interrupted.
+ */
+async function chunked<R>(
+  dir: string,
+  name: string,
+  nPrompts: number,
+  chunkPrompts: number,
+  work: (start: number, end: number, chunk: number) => Promise<R[]>,
+): Promise<R[]> {
+  const path = join(dir, `${name}.jsonl`);
+  if (await exists(path)) return readJsonl<R>(path);
+  const parts = join(dir, "parts");
+  await mkdir(parts, { recursive: true });
+  const out: R[] = [];
+  for (let c = 0, start = 0; start < nPrompts; c++, start += chunkPrompts) {
+    const part = join(parts, `${name}-${String(c).padStart(4, "0")}.jsonl`);
+    if (await exists(part)) {
+      out.push(...(await readJsonl<R>(part)));
+      continue;
+    }
+    const recs = await work(start, Math.min(nPrompts, start + chunkPrompts), c);
+    await writeJsonl(part, recs);
+    out.push(...recs);
+  }
+  await writeJsonl(path, out);
+  for (const f of await readdir(parts)) if (f.startsWith(`${name}-`)) await rm(join(parts, f), { force: true });
+  return out;
+}
+
+/** A seed for (run seed, iteration, stage, chunk). */
+const seedOf = (seed: number, t: number, stage: number, chunk: number) =>
+  (((seed * 1_000_003 + t * 10_007 + stage * 101 + chunk) >>> 0) % 2_147_483_647) + 1;
+
+async function sampleCandidates(
+  model: LlamaModel,
+  world: World,
+  cfg: RunConfig,
+  t: number,
+  prompts: readonly LoopPrompt[],
+  dir: string,
+  show: boolean,
+  signal?: AbortSignal,
+): Promise<Candidate[]> {
+  const g = cfg.generate;
+  const bar = show ? progressBar(`iteration ${t}: sample`, prompts.length * g.n) : undefined;
+  let before = 0;
+  const out = await chunked<Candidate>(dir, "candidates", prompts.length, cfg.prompts.chunk, async (start, end, c) => {
+    const chunk = prompts.slice(start, end);
+    const res = await generate(
+      model,
+      world.tokenizer,
+      chunk.map((p) => world.answerPrompt(p)),
+      {
+        n: g.n,
+        temperature: g.temperature,
+        topP: g.top_p,
+        maxNewTokens: g.max_new_tokens,
+        seed: seedOf(cfg.seed, t, 1, c),
+        signal,
+        onProgress: (pr) => bar?.update(before + pr.samplesDone),
+      },
+    );
+    before += chunk.length * g.n;
+    return chunk.flatMap((p, i) =>
+      res[i].map((s, k) => {
+        const text = world.cleanAnswer(s.text);
+        return {
+          prompt_id: p.id,
+          index: k,
+          text,
+          logprob: s.logprob,
+          tokens: s.ids.length,
+          ...(world.gold ? { gold: world.gold(p, text) } : {}),
+        };
+      }),
+    );
+  });
+  bar?.finish();
+  return out;
+}
+
+async function judgeCandidates(
+  model: LlamaModel,
+  world: World,
+  cfg: RunConfig,
+  t: number,
+  prompts: readonly LoopPrompt[],
+  candidates: readonly Candidate[],
+  dir: string,
+  show: boolean,
+  signal?: AbortSignal,
+): Promise<Judgement[]> {
+  const j = cfg.judge;
+  const byPrompt = groupBy(candidates, (c) => c.prompt_id);
+  const bar = show ? progressBar(`iteration ${t}: judge`, candidates.length * j.samples) : undefined;
+  let before = 0;
+  const out = await chunked<Judgement>(dir, "judgements", prompts.length, cfg.prompts.chunk, async (start, end, c) => {
+    const cands = prompts.slice(start, end).flatMap((p) => (byPrompt.get(p.id) ?? []).map((cand) => ({ p, cand })));
+    const res = await generate(
+      model,
+      world.tokenizer,
+      cands.map(({ p, cand }) => world.judgePrompt(p, cand.text)),
+      {
+        n: j.samples,
+        temperature: j.temperature,
+        topP: j.top_p,
+        maxNewTokens: j.max_new_tokens,
+        seed: seedOf(cfg.seed, t, 2, c),
+        signal,
+        onProgress: (pr) => bar?.update(before + pr.samplesDone),
+      },
+    );
+    before += cands.length * j.samples;
+    return cands.flatMap(({ p, cand }, i) =>
+      res[i].map((s, k) => {
+        const r = parseScore(s.text);
+        return { prompt_id: p.id, candidate: cand.index, sample: k, text: s.text, score: r.ok ? r.score : null };
+      }),
+    );
+  });
+  bar?.finish();
+  return out;
+}
+
+function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = m.get(k);
+    if (list) list.push(x);
+    else m.set(k, [x]);
+  }
+  return m;
+}
+
+async function buildPairs(
+  cfg: RunConfig,
+  t: number,
+  prompts: readonly LoopPrompt[],
+  candidates: readonly Candidate[],
+  judgements: readonly Judgement[],
+  dir: string,
+): Promise<{ pairs: PairRecord[]; stats: Record<string, number> }> {
+  const pairsPath = join(dir, "pairs.jsonl");
+  const statsPath = join(dir, "pairs_stats.json");
+  if ((await exists(pairsPath)) && (await exists(statsPath))) {
+    return { pairs: await readJsonl<PairRecord>(pairsPath), stats: JSON.parse(await readFile(statsPath, "utf8")) };
+  }
+  const r = pairsFromJudged(
+    { by: cfg.judge.by, minMargin: cfg.pairs.min_margin, iteration: t, method: cfg.method },
+    prompts,
+    candidates,
+    judgements,
+  );
+  await writeJsonl(pairsPath, r.pairs);
+  await writeJsonAtomic(statsPath, r.stats);
+  return r;
+}
+
+/**
+ * Rewards per candidate (mean parsed judge score, or the gold score for oracle pairs), best vs worst
+ * per prompt, and the diagnostics the loop reports: how often chosen is truly better, worse or equal
+ * under gold, the chosen−rejected gold gap, parse failures, and the judge's pairwise accuracy on the
+ * candidates it ranked. Pure: the loop writes the result.
+ */
+export function pairsFromJudged(
+  o: { by: "model" | "gold"; minMargin: number; iteration: number; method: string },
+  prompts: readonly LoopPrompt[],
+  candidates: readonly Candidate[],
+  judgements: readonly Judgement[],
+): { pairs: PairRecord[]; stats: Record<string, number> } {
+  const cands = groupBy(candidates, (c) => c.prompt_id);
+  const judged = groupBy(judgements, (j) => `${j.prompt_id}\u0000${j.candidate}`);
+  const pairs: PairRecord[] = [];
+  const outcomes: PairOutcome[] = [];
+  const groups: { gold: number[]; judged: number[] }[] = [];
+  let better = 0;
+  let worse = 0;
+  let equal = 0;
+  let gap = 0;
+  let margin = 0;
+  const parseFailures = judgements.filter((j) => j.score === null).length;
+  for (const p of prompts) {
+    const cs = cands.get(p.id) ?? [];
+    const rewards = cs.map((c) =>
+      o.by === "gold"
+        ? (c.gold ?? Number.NaN)
+        : meanReward((judged.get(`${p.id}\u0000${c.index}`) ?? []).flatMap((j) => (j.score === null ? [] : [j.score]))),
+    );
+    if (cs.length > 0 && cs.every((c) => c.gold !== undefined)) groups.push({ gold: cs.map((c) => c.gold as number), judged: rewards });
+    const out = bestVsWorst(rewards, o.minMargin);
+    outcomes.push(out);
+    if (out.kind !== "pair") continue;
+    const ch = cs[out.chosen];
+    const rj = cs[out.rejected];
+    margin += out.margin;
+    if (ch.gold !== undefined && rj.gold !== undefined) {
+      const d = ch.gold - rj.gold;
+      gap += d;
+      if (d > 0) better++;
+      else if (d < 0) worse++;
+      else equal++;
+    }
+    pairs.push({
+      prompt: [{ role: "user", content: p.instruction }],
+      chosen: [{ role: "assistant", content: ch.text }],
+      rejected: [{ role: "assistant", content: rj.text }],
+      prompt_id: p.id,
+      score_chosen: rewards[out.chosen],
+      score_rejected: rewards[out.rejected],
+      ...(ch.gold !== undefined ? { gold_chosen: ch.gold, gold_rejected: rj.gold } : {}),
+      iteration: o.iteration,
+      method: o.method,
+    });
+  }
+  const counts = countOutcomes(outcomes);
+  const n = pairs.length;
+  const share = (x: number) => (n ? x / n : Number.NaN);
+  const withGold = candidates.filter((c) => c.gold !== undefined);
+  const stats: Record<string, number> = {
+    "pairs/count": counts.pairs,
+    "pairs/ties_dropped": counts.ties,
+    "pairs/unjudged": counts.unjudged,
+    "pairs/reward_margin": share(margin),
+    "pairs/gold_gap": share(gap),
+    "pairs/truly_better": share(better),
+    "pairs/truly_worse": share(worse),
+    "pairs/equal": share(equal),
+    "candidates/gold": withGold.length ? withGold.reduce((a, c) => a + (c.gold as number), 0) / withGold.length : Number.NaN,
+    "candidates/length": candidates.length ? candidates.reduce((a, c) => a + c.text.length, 0) / candidates.length : Number.NaN,
+    "judge/judgements": judgements.length,
+    "judge/parse_failures": judgements.length ? parseFailures / judgements.length : Number.NaN,
+    "judge/pairwise_candidates": o.by === "model" && groups.length ? pairwiseAccuracy(groups).accuracy : Number.NaN,
+  };
+  return { pairs, stats };
+}
+
+/** Means of the DPO metrics over the iteration's logged training lines (TRL names). */
+async function trainStats(trainDir: string): Promise<Record<string, number>> {
+  let lines: Record<string, number>[];
+  try {
+    lines = await readJsonl<Record<string, number>>(join(trainDir, "metrics.jsonl"));
+  } catch {
+    return {};
+  }
+  const keys = [
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+    "nll/seed",
+  ];
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    const v = lines.filter((l) => typeof l[k] === "number" && !("eval_loss" in l)).map((l) => l[k]);
+    if (v.length) out[k === "loss" ? "train/loss" : k] = v.reduce((a, b) => a + b, 0) / v.length;
+  }
+  const last = lines.at(-1);
+  if (last?.step !== undefined) out["train/steps"] = last.step;
+  return out;
+}
+
+/** metrics.jsonl: one line per evaluated model, from the files of the finished iterations. */
+export async function rebuildMetrics(cfg: RunConfig, runDir: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  for (let t = 0; t <= cfg.iterations; t++) {
+    const dir = join(runDir, `iter-${t}`);
+    let ev: Parameters<typeof flatSandboxMetrics>[0];
+    try {
+      ev = JSON.parse(await readFile(join(dir, "eval.json"), "utf8"));
+    } catch {
+      break;
+    }
+    const row: Record<string, unknown> = {
+      iteration: t,
+      model: `M${t + 1}`,
+      method: cfg.method,
+      mode: modeOf(cfg),
+      ...flatSandboxMetrics(ev),
+    };
+    if (t > 0) {
+      Object.assign(row, JSON.parse(await readFile(join(dir, "pairs_stats.json"), "utf8")));
+      Object.assign(row, await trainStats(join(dir, "train")));
+      try {
+        Object.assign(row, JSON.parse(await readFile(join(dir, "times.json"), "utf8")));
+      } catch {
+        // older iteration without times
+      }
+    }
+    rows.push(row);
+  }
+  await writeJsonl(join(runDir, "metrics.jsonl"), rows.map(nullNaN));
+  return rows;
+}
+
+/** JSON has no NaN: write null. */
+function nullNaN(r: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === "number" && !Number.isFinite(v) ? null : v]));
+}
+
+const f3 = (x: unknown) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(3) : "  –  ");
+
+/** The per-iteration line the demo prints. */
+export function iterationLine(m: Record<string, unknown>): string {
+  const it = m.iteration as number;
+  const head = `${String(m.model).padEnd(3)} gold ${f3(m["eval/gold"])}  exact ${f3(m["eval/exact"])}  judge pairwise ${f3(m["eval/judge_pairwise"])}  parse fail ${f3(m["eval/judge_parse_failures"])}  length ${Number(m["eval/length"]).toFixed(1)}`;
+  if (it === 0) return head;
+  return `${head}  | pairs ${m["pairs/count"]}  chosen−rejected gold ${f3(m["pairs/gold_gap"])}  truly better/worse ${f3(m["pairs/truly_better"])}/${f3(m["pairs/truly_worse"])}`;
+}

@@ -1,0 +1,69 @@
+/**
+ * The sandbox as the loop's world: prompts are fresh tasks from the families (disjoint from the
+ * held-out and seed prompts M1 was built with), gold is the families' scorer, and the evaluation is
+ * evaluate.ts on M1's held-out tasks.
+ */
+import { join } from "node:path";
+import { readJsonl } from "../io/jsonl.js";
+import type { LlamaModel } from "../model/llama.js";
+import { type EftRecord, familyByName, generateTasks, type IftRecord, type SandboxTask } from "../sandbox/data.js";
+import { evaluateSandbox, type SandboxMetrics } from "../sandbox/evaluate.js";
+import { answerPrompt, judgePrompt, sandboxTokenizer, sanitizeAnswer } from "../sandbox/forms.js";
+import { type Family, score } from "../sandbox/task.js";
+import type { EvalOptions, LoopPrompt, World } from "./world.js";
+
+/** Flat metric names of a sandbox evaluation (what metrics.jsonl and the report plot). */
+export function flatSandboxMetrics(m: SandboxMetrics): Record<string, number> {
+  return {
+    "eval/gold": m.gold,
+    "eval/exact": m.exact,
+    "eval/length": m.length,
+    "eval/sampled_gold": m.sampledGold,
+    "eval/distinct": m.distinct,
+    "eval/judge_pairwise": m.judgeOwn.pairwiseAccuracy,
+    "eval/likelihood_pairwise": m.likelihoodPairwiseAccuracy,
+    "eval/judge_mae": m.judgeOwn.mae,
+    "eval/judge_spearman": m.judgeOwn.spearman,
+    "eval/judge_best_of_n": m.judgeOwn.bestOfNAccuracy,
+    "eval/judge_parse_failures": m.judgeOwn.parseFailureRate,
+    "eval/judge_corrupt_pairwise": m.judgeCorrupt.pairwiseAccuracy,
+  };
+}
+
+/** The sandbox world of an M1 built into `m1Dir` (its data/ holds eval, IFT and EFT). */
+export async function sandboxWorld(families: readonly Family[], m1Dir: string): Promise<World> {
+  const data = join(m1Dir, "data");
+  const evalTasks = await readJsonl<SandboxTask>(join(data, "eval.jsonl"));
+  const ift = await readJsonl<IftRecord>(join(data, "ift.jsonl"));
+  const eft = await readJsonl<EftRecord>(join(data, "eft.jsonl"));
+  // Loop prompts must be new to the model and never held-out ones. IFT records carry the
+  // instruction in their prompt ("<instruction>\n>"); EFT tasks are excluded through their prompts.
+  const used = new Set<string>(evalTasks.map((t) => t.instruction));
+  for (const r of ift) used.add(r.prompt.slice(0, r.prompt.lastIndexOf("\n")));
+  for (const r of eft) used.add(r.prompt.slice(0, r.prompt.indexOf("\n")));
+  const tok = sandboxTokenizer();
+  return {
+    tokenizer: tok,
+    answerPrompt: (p) => answerPrompt(p.instruction),
+    judgePrompt: (p, a) => judgePrompt(p.instruction, a),
+    cleanAnswer: sanitizeAnswer,
+    prompts(iteration, count, seed) {
+      const tasks = generateTasks(families, count, seed * 7919 + iteration * 104729 + 11, `iter${iteration}`, used);
+      return tasks.map((t) => ({ id: t.id, instruction: t.instruction, family: t.family, spec: t.spec }));
+    },
+    gold(p: LoopPrompt, answer: string) {
+      if (p.family === undefined) throw new Error(`prompt ${p.id}: no sandbox family, no gold score`);
+      return score(familyByName(families, p.family), p.spec, answer).score;
+    },
+    seedData: async () => [...ift, ...eft].map((r) => ({ prompt: r.prompt, completion: r.completion })),
+    async evaluate(model: LlamaModel, o: EvalOptions) {
+      const m = await evaluateSandbox(model, tok, families, evalTasks, {
+        samples: o.samples,
+        seed: o.seed,
+        signal: o.signal,
+        onProgress: o.onProgress,
+      });
+      return { flat: flatSandboxMetrics(m), full: m };
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * What the loop needs to know about the world its prompts come from: how a prompt and an answer are
+ * put to the model (the text forms), where each iteration's prompts come from, and — in the sandbox
+ * only — the gold scorer (oracle pairs and the truly-better diagnostics) and the held-out evaluation.
+ */
+import type { LlamaModel } from "../model/llama.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+
+/** One prompt of an iteration, as written to prompts.jsonl. */
+export interface LoopPrompt {
+  id: string;
+  instruction: string;
+  /** Sandbox only: the task family and the spec its gold scorer reads. */
+  family?: string;
+  spec?: unknown;
+}
+
+export interface EvalOptions {
+  samples: number;
+  seed: number;
+  signal?: AbortSignal;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface World {
+  readonly tokenizer: Tokenizer;
+  /** The text the model continues with its answer. */
+  answerPrompt(p: LoopPrompt): string;
+  /** The text the model continues with its judgement of `answer`. */
+  judgePrompt(p: LoopPrompt, answer: string): string;
+  /** A generated answer as it is stored, judged and trained on. */
+  cleanAnswer(text: string): string;
+  /** `count` prompts for iteration `iteration` (deterministic in the arguments). */
+  prompts(iteration: number, count: number, seed: number): LoopPrompt[];
+  /** The gold score of `answer` (the sandbox); undefined where no truth is known. */
+  gold?(p: LoopPrompt, answer: string): number;
+  /** Seed rows (prompt → completion) M1 was trained on; mixed into the DPO steps. */
+  seedData(): Promise<{ prompt: string; completion: string }[]>;
+  /** Held-out evaluation as flat `eval/…` metrics, and the full record to keep beside them. */
+  evaluate(model: LlamaModel, o: EvalOptions): Promise<{ flat: Record<string, number>; full: unknown }>;
+}

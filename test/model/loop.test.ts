@@ -1,0 +1,123 @@
+/**
+ * The self-rewarding loop end to end on the sandbox-tiny preset: the run directory's files, and a
+ * run killed with SIGKILL at several points and resumed that ends identical to an uninterrupted one.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createKernels } from "../../src/engine/ort.js";
+import { readJsonl } from "../../src/io/jsonl.js";
+import { loadRunConfig } from "../../src/loop/config.js";
+import { type Candidate, type Judgement, type PairRecord, runLoop } from "../../src/loop/run.js";
+
+const tmp = await mkdtemp(join(tmpdir(), "srlm-loop-"));
+const root = join(import.meta.dirname, "..", "..");
+
+test("sandbox-tiny: the loop writes a complete run directory", async () => {
+  const kernels = await createKernels("ort");
+  try {
+    const cfg = await loadRunConfig({ preset: "sandbox-tiny" });
+    const dir = join(tmp, "e2e");
+    const r = await runLoop(cfg, dir, { kernels, progress: false, log: () => {} });
+    assert.equal(r.metrics.length, cfg.iterations + 1, "one metrics line per model (M1 and one per iteration)");
+    const lines = await readJsonl<Record<string, unknown>>(join(dir, "metrics.jsonl"));
+    assert.deepEqual(
+      lines.map((l) => l.model),
+      ["M1", "M2", "M3"],
+      "metrics.jsonl models",
+    );
+    for (const l of lines)
+      for (const k of ["eval/gold", "eval/exact", "eval/judge_pairwise", "eval/length"]) assert.ok(k in l, `${l.model}: ${k}`);
+    const manifest = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+    assert.equal(manifest.seed, cfg.seed, "manifest seed");
+    assert.ok("git_sha" in manifest && "srlm_version" in manifest && "node" in manifest, "manifest fields");
+    assert.match(await readFile(join(dir, "config.resolved.yaml"), "utf8"), /preset: sandbox-tiny/, "resolved config");
+    const it1 = join(dir, "iter-1");
+    const prompts = await readJsonl(join(it1, "prompts.jsonl"));
+    const cands = await readJsonl<Candidate>(join(it1, "candidates.jsonl"));
+    const judgements = await readJsonl<Judgement>(join(it1, "judgements.jsonl"));
+    assert.equal(prompts.length, cfg.prompts.count, "prompts");
+    assert.equal(cands.length, cfg.prompts.count * cfg.generate.n, "N candidates per prompt");
+    assert.equal(judgements.length, cands.length * cfg.judge.samples, "K judgements per candidate");
+    for (const c of cands) assert.ok(Number.isInteger(c.gold), `candidate ${c.prompt_id}/${c.index} has a gold score`);
+    const stats = JSON.parse(await readFile(join(it1, "pairs_stats.json"), "utf8"));
+    const failures = judgements.filter((j) => j.score === null).length;
+    assert.equal(stats["judge/parse_failures"], failures / judgements.length, "parse failures as counted in judgements.jsonl");
+    const pairs = await readJsonl<PairRecord>(join(it1, "pairs.jsonl"));
+    assert.equal(pairs.length, stats["pairs/count"], "pairs.jsonl holds the counted pairs");
+    assert.equal(
+      stats["pairs/count"] + stats["pairs/ties_dropped"] + stats["pairs/unjudged"],
+      cfg.prompts.count,
+      "every prompt accounted for",
+    );
+    assert.deepEqual(await readdir(join(it1, "parts")), [], "chunk files removed once merged");
+  } finally {
+    await kernels.dispose();
+  }
+});
+
+// Oracle pairs, so every iteration trains (the tiny model's own judgements rarely parse).
+const args = ["--preset", "sandbox-tiny", "--set", "judge.by=gold", "--set", "dpo.save_steps=1"];
+
+function srlm(argv: string[], killOn?: RegExp): Promise<{ code: number | null; killed: boolean; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/srlm.ts"), ...argv], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    let killed = false;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (killOn && !killed && killOn.test(stderr)) {
+        killed = true;
+        child.kill("SIGKILL");
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, killed, stderr }));
+  });
+}
+
+/** Everything a run produced that must not depend on interruptions (timings and paths excluded). */
+async function artifacts(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const metrics = await readJsonl<Record<string, unknown>>(join(dir, "metrics.jsonl"));
+  out.metrics = JSON.stringify(metrics.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith("time/")))));
+  for (const t of [1, 2]) {
+    for (const f of ["prompts.jsonl", "candidates.jsonl", "pairs.jsonl", "pairs_stats.json", "eval.json"]) {
+      out[`iter-${t}/${f}`] = await readFile(join(dir, `iter-${t}`, f), "utf8");
+    }
+    out[`iter-${t}/weights`] = (await readFile(join(dir, `iter-${t}`, "train", "final", "model.safetensors"))).toString("base64");
+  }
+  out.m1 = (await readFile(join(dir, "m1", "m1", "final", "model.safetensors"))).toString("base64");
+  return out;
+}
+
+test("a run killed with SIGKILL at several points and resumed ends identical to an uninterrupted run", async () => {
+  const whole = join(tmp, "whole");
+  const a = await srlm(["run", ...args, "--out", whole]);
+  assert.equal(a.code, 0, `uninterrupted run failed:\n${a.stderr}`);
+
+  const cut = join(tmp, "cut");
+  // Kill points: inside M1's SFT, while sampling, inside the first DPO step's checkpoints, in the second iteration's evaluation.
+  const points = [/^sft \d+\/\d+/m, /iteration 1: sample/, /^dpo\+sft \d+\/\d+/m, /iteration 2: sample[\s\S]*eval judge/];
+  let r = await srlm(["run", ...args, "--out", cut], points[0]);
+  let kills = r.killed ? 1 : 0;
+  for (const p of points.slice(1)) {
+    r = await srlm(["run", "--resume", cut], p);
+    if (r.killed) kills++;
+    else assert.equal(r.code, 0, `resume failed:\n${r.stderr}`);
+  }
+  if (r.killed) {
+    r = await srlm(["run", "--resume", cut]);
+    assert.equal(r.code, 0, `final resume failed:\n${r.stderr}`);
+  }
+  assert.ok(kills >= 2, `the run was killed ${kills} times (expected several)`);
+  const want = await artifacts(whole);
+  const got = await artifacts(cut);
+  for (const k of Object.keys(want)) assert.equal(got[k], want[k], `${k} differs after kills and resumes`);
+});

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parse as parseYaml } from "yaml";
+import { configYaml, loadRunConfig, runConfig, runPresets, setOverride } from "../../src/loop/config.js";
+
+const tmp = await mkdtemp(join(tmpdir(), "srlm-cfg-"));
+const file = async (name: string, text: string) => {
+  const p = join(tmp, name);
+  await writeFile(p, text);
+  return p;
+};
+
+test("presets validate and carry the paper's defaults", async () => {
+  for (const name of Object.keys(runPresets)) {
+    const c = await loadRunConfig({ preset: name });
+    assert.equal(c.preset, name, `${name}: preset recorded`);
+  }
+  const c = await loadRunConfig({ preset: "sandbox" });
+  assert.equal(c.generate.n, 4, "N = 4");
+  assert.equal(c.judge.samples, 3, "K = 3");
+  assert.equal(c.dpo.beta, 0.1, "β = 0.1");
+  assert.equal(c.iterations, 3, "three iterations");
+});
+
+test("file then --set override the preset; the resolved YAML reads back to the same config", async () => {
+  const p = await file("a.yaml", "preset: sandbox-tiny\nseed: 7\ndpo:\n  beta: 0.3\n");
+  const c = await loadRunConfig({ file: p, set: ["judge.samples=1", "judge.temperature=0", "dpo.loss_type=ipo"] });
+  assert.equal(c.seed, 7, "seed from the file");
+  assert.equal(c.dpo.beta, 0.3, "beta from the file");
+  assert.equal(c.dpo.learning_rate, 1e-3, "learning rate from the preset survives the file's dpo block");
+  assert.equal(c.judge.samples, 1, "--set number");
+  assert.equal(c.dpo.loss_type, "ipo", "--set string");
+  assert.deepEqual(runConfig(parseYaml(configYaml(c))), c, "round trip through config.resolved.yaml");
+});
+
+test("errors name the field and the allowed values", async () => {
+  await assert.rejects(loadRunConfig({ preset: "sandbox", set: ["method=magic"] }), /method: expected one of "sr", "control"/, "bad enum");
+  await assert.rejects(loadRunConfig({ preset: "sandbox", set: ["generate.n=1"] }), /generate\.n:/, "N below 2");
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox", set: ["dpo.loss_type=dpo"] }),
+    /dpo\.loss_type: expected one of "sigmoid"/,
+    "TRL loss names",
+  );
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox", set: ["generate.tempreature=1"] }),
+    /generate: unknown field\(s\) tempreature/,
+    "typo in a field",
+  );
+  await assert.rejects(loadRunConfig({ preset: "nope" }), /unknown preset "nope" \(known: sandbox, sandbox-tiny\)/, "unknown preset");
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox", set: ["judge.temperature=0"] }),
+    /judge\.samples: greedy judging/,
+    "K > 1 greedy judgements are identical",
+  );
+  const bad = await file("bad.yaml", "seed: [1\n");
+  await assert.rejects(
+    loadRunConfig({ file: bad }),
+    new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid YAML`),
+    "YAML syntax error names the file",
+  );
+  const list = await file("list.yaml", "- 1\n- 2\n");
+  await assert.rejects(loadRunConfig({ file: list }), /expected a mapping/, "top level must be a mapping");
+  await assert.rejects(loadRunConfig({ file: join(tmp, "missing.yaml") }), /cannot read config .*missing\.yaml/, "missing file");
+});
+
+test("setOverride parses values as YAML and nests keys", () => {
+  assert.deepEqual(setOverride("a.b.c=3"), { a: { b: { c: 3 } } }, "number");
+  assert.deepEqual(setOverride("x=true"), { x: true }, "boolean");
+  assert.deepEqual(setOverride("x=ipo"), { x: "ipo" }, "string");
+  assert.deepEqual(setOverride("m={sft: {steps: 5}}"), { m: { sft: { steps: 5 } } }, "flow mapping");
+  assert.throws(() => setOverride("novalue"), /expected key=value/, "no =");
+  assert.throws(() => setOverride("a..b=1"), /empty key segment/, "empty segment");
+});
