@@ -1,5 +1,5 @@
 /**
- * `npm start` until the self-rewarding loop lands: train a tiny Llama from scratch on a pattern
+ * `npm run demo:engine`: train a tiny Llama from scratch on a pattern
  * (reverse a string of letters), then sample from it — the whole engine in one minute on 2 cores:
  * tokenizer → model → forward/backward on onnxruntime kernels → AdamW → KV-cache sampling →
  * HF checkpoint folder saved and loaded back.

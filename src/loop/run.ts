@@ -22,6 +22,7 @@ import { readFileSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { z } from "zod";
 import type { Kernels } from "../engine/kernels.js";
 import { pairwiseAccuracy } from "../eval/metrics.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
@@ -30,6 +31,7 @@ import { parseScore } from "../judge/parse.js";
 import { generate } from "../model/generate.js";
 import type { LlamaModel } from "../model/llama.js";
 import { bestVsWorst, countOutcomes, meanReward, type PairOutcome } from "../pairs/sr.js";
+import { firstDifference } from "../pairs/truncate.js";
 import { progress as progressBar } from "../run/progress.js";
 import { allFamilies, familiesByName } from "../sandbox/families/index.js";
 import { buildM1 } from "../sandbox/pipeline.js";
@@ -172,14 +174,15 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       await time("time/train_s", async () => {
         const tok = world.tokenizer;
         const seed = (await world.seedData()).map((r) => tokenizeSft(tok, r));
-        const data = pairs.map((pr) => {
-          const prompt = prompts.find((x) => x.id === pr.prompt_id) as LoopPrompt;
-          return tokenizePreference(tok, {
-            prompt: world.answerPrompt(prompt),
+        const byId = new Map(prompts.map((p) => [p.id, p]));
+        const full = pairs.map((pr) =>
+          tokenizePreference(tok, {
+            prompt: world.answerPrompt(byId.get(pr.prompt_id) as LoopPrompt),
             chosen: pr.chosen[0].content,
             rejected: pr.rejected[0].content,
-          });
-        });
+          }),
+        );
+        const data = cfg.pairs.truncate === "first_difference" ? full.flatMap((ex) => firstDifference(ex) ?? []) : full;
         const dcfg = dpoConfig({ ...cfg.dpo, output_dir: trainDir, seed: cfg.seed * 1000 + t }, "run config dpo");
         await dpoMix(
           trainable,
@@ -273,9 +276,33 @@ function stageBar(show: boolean) {
 async function iterationPrompts(world: World, cfg: RunConfig, t: number, dir: string): Promise<LoopPrompt[]> {
   const path = join(dir, "prompts.jsonl");
   if (await exists(path)) return readJsonl<LoopPrompt>(path);
-  const prompts = world.prompts(t, cfg.prompts.count, cfg.seed);
+  const prompts = cfg.prompts.source === "file" ? await filePrompts(world, cfg, t) : world.prompts(t, cfg.prompts.count, cfg.seed);
+  if (cfg.judge.by === "gold") {
+    const blind = prompts.find((p) => p.family === undefined);
+    if (blind)
+      throw new Error(`judge.by "gold" needs a gold scorer for every prompt, but "${blind.instruction}" (${blind.id}) is no sandbox task`);
+  }
   await writeJsonl(path, prompts);
   return prompts;
+}
+
+const PromptLine = z.object({ id: z.string().min(1).optional(), instruction: z.string().min(1) });
+
+/**
+ * Iteration t's prompts from the user's JSONL file (`{"instruction": …, "id"?: …}` per line): the
+ * t-th slice of `count` lines, wrapping around, so iterations see different prompts while the file
+ * lasts.
+ */
+async function filePrompts(world: World, cfg: RunConfig, t: number): Promise<LoopPrompt[]> {
+  const path = cfg.prompts.path as string;
+  const lines = await readJsonl(path, PromptLine);
+  if (lines.length === 0) throw new Error(`${path}: no prompts`);
+  const n = Math.min(cfg.prompts.count, lines.length);
+  const items = Array.from({ length: n }, (_, k) => {
+    const i = ((t - 1) * n + k) % lines.length;
+    return { id: lines[i].id ?? `line-${i + 1}`, instruction: lines[i].instruction };
+  });
+  return world.fromInstructions(items);
 }
 
 /**
@@ -347,13 +374,14 @@ async function sampleCandidates(
     return chunk.flatMap((p, i) =>
       res[i].map((s, k) => {
         const text = world.cleanAnswer(s.text);
+        const gold = world.gold(p, text);
         return {
           prompt_id: p.id,
           index: k,
           text,
           logprob: s.logprob,
           tokens: s.ids.length,
-          ...(world.gold ? { gold: world.gold(p, text) } : {}),
+          ...(gold !== undefined ? { gold } : {}),
         };
       }),
     );

@@ -9,6 +9,7 @@ import type { LlamaModel } from "../model/llama.js";
 import { type EftRecord, familyByName, generateTasks, type IftRecord, type SandboxTask } from "../sandbox/data.js";
 import { evaluateSandbox, type SandboxMetrics } from "../sandbox/evaluate.js";
 import { answerPrompt, judgePrompt, sandboxTokenizer, sanitizeAnswer } from "../sandbox/forms.js";
+import { parseTask } from "../sandbox/parse.js";
 import { type Family, score } from "../sandbox/task.js";
 import type { EvalOptions, LoopPrompt, World } from "./world.js";
 
@@ -51,8 +52,13 @@ export async function sandboxWorld(families: readonly Family[], m1Dir: string): 
       const tasks = generateTasks(families, count, seed * 7919 + iteration * 104729 + 11, `iter${iteration}`, used);
       return tasks.map((t) => ({ id: t.id, instruction: t.instruction, family: t.family, spec: t.spec }));
     },
+    fromInstructions: (items) =>
+      items.map((it) => {
+        const t = parseTask(families, it.instruction);
+        return t ? { id: it.id, instruction: it.instruction, family: t.family, spec: t.spec } : { id: it.id, instruction: it.instruction };
+      }),
     gold(p: LoopPrompt, answer: string) {
-      if (p.family === undefined) throw new Error(`prompt ${p.id}: no sandbox family, no gold score`);
+      if (p.family === undefined) return undefined;
       return score(familyByName(families, p.family), p.spec, answer).score;
     },
     seedData: async () => [...ift, ...eft].map((r) => ({ prompt: r.prompt, completion: r.completion })),

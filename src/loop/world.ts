@@ -32,8 +32,10 @@ export interface World {
   cleanAnswer(text: string): string;
   /** `count` prompts for iteration `iteration` (deterministic in the arguments). */
   prompts(iteration: number, count: number, seed: number): LoopPrompt[];
-  /** The gold score of `answer` (the sandbox); undefined where no truth is known. */
-  gold?(p: LoopPrompt, answer: string): number;
+  /** Prompts given as text (a user's file): the sandbox attaches the family and spec it can parse. */
+  fromInstructions(items: readonly { id: string; instruction: string }[]): LoopPrompt[];
+  /** The gold score of `answer`, or undefined where no truth is known (e.g. an instruction no family parses). */
+  gold(p: LoopPrompt, answer: string): number | undefined;
   /** Seed rows (prompt → completion) M1 was trained on; mixed into the DPO steps. */
   seedData(): Promise<{ prompt: string; completion: string }[]>;
   /** Held-out evaluation as flat `eval/…` metrics, and the full record to keep beside them. */

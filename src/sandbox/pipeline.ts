@@ -128,7 +128,9 @@ export async function buildM1(p: SandboxPreset, outDir: string, o: SandboxRunOpt
   t0 = performance.now();
   const metricsPath = join(outDir, "m1_metrics.json");
   let metrics: SandboxMetrics;
-  if (await exists(metricsPath)) metrics = JSON.parse(await readFile(metricsPath, "utf8")) as SandboxMetrics;
+  // JSON writes NaN (no parsed judgement → no MAE) as null; read it back as NaN.
+  if (await exists(metricsPath))
+    metrics = JSON.parse(await readFile(metricsPath, "utf8"), (_, v) => (v === null ? Number.NaN : v)) as SandboxMetrics;
   else {
     metrics = await evaluateSandbox(model, tok, families, splits.eval, { samples: p.evalSamples, seed: p.seed, signal: o.signal });
     await writeJsonAtomic(metricsPath, metrics);

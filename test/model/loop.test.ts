@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -12,6 +12,9 @@ import { createKernels } from "../../src/engine/ort.js";
 import { readJsonl } from "../../src/io/jsonl.js";
 import { loadRunConfig } from "../../src/loop/config.js";
 import { type Candidate, type Judgement, type PairRecord, runLoop } from "../../src/loop/run.js";
+import type { LoopPrompt } from "../../src/loop/world.js";
+import { generateTasks } from "../../src/sandbox/data.js";
+import { allFamilies } from "../../src/sandbox/families/index.js";
 
 const tmp = await mkdtemp(join(tmpdir(), "srlm-loop-"));
 const root = join(import.meta.dirname, "..", "..");
@@ -54,6 +57,35 @@ test("sandbox-tiny: the loop writes a complete run directory", async () => {
       "every prompt accounted for",
     );
     assert.deepEqual(await readdir(join(it1, "parts")), [], "chunk files removed once merged");
+  } finally {
+    await kernels.dispose();
+  }
+});
+
+test("prompts from a JSONL file: sandbox tasks get gold scores, other text is judged without gold", async () => {
+  const kernels = await createKernels("ort");
+  try {
+    const file = join(tmp, "prompts.jsonl");
+    const tasks = generateTasks(allFamilies, 3, 99, "mine");
+    const lines = [...tasks.map((t) => ({ instruction: t.instruction })), { id: "free", instruction: "write a poem" }];
+    await writeFile(file, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+    const cfg = await loadRunConfig({ preset: "sandbox-tiny", set: ["iterations=1", "prompts.source=file", `prompts.path=${file}`] });
+    const dir = join(tmp, "file");
+    await runLoop(cfg, dir, { kernels, progress: false, log: () => {} });
+    const prompts = await readJsonl<LoopPrompt>(join(dir, "iter-1", "prompts.jsonl"));
+    assert.deepEqual(
+      prompts.map((p) => [p.id, p.family]),
+      [...tasks.map((t, i) => [`line-${i + 1}`, t.family]), ["free", undefined]],
+      "ids from the file (or line numbers) and the families parsed",
+    );
+    const cands = await readJsonl<Candidate>(join(dir, "iter-1", "candidates.jsonl"));
+    for (const c of cands) assert.equal(c.gold === undefined, c.prompt_id === "free", `${c.prompt_id}: gold only for sandbox tasks`);
+    const oracle = await loadRunConfig({ preset: "sandbox-tiny", set: ["prompts.source=file", `prompts.path=${file}`, "judge.by=gold"] });
+    await assert.rejects(
+      runLoop(oracle, join(tmp, "file-oracle"), { kernels, progress: false, log: () => {} }),
+      /"write a poem" \(free\) is no sandbox task/,
+      "oracle needs gold",
+    );
   } finally {
     await kernels.dispose();
   }

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { type Candidate, type Judgement, pairsFromJudged } from "../../src/loop/run.js";
 import type { LoopPrompt } from "../../src/loop/world.js";
 import { bestVsWorst, countOutcomes, meanReward } from "../../src/pairs/sr.js";
+import { firstDifference } from "../../src/pairs/truncate.js";
 
 test("meanReward: mean of parsed scores; NaN when none parsed", () => {
   assert.equal(meanReward([4, 5, 3]), 4, "mean of three");
@@ -115,4 +116,25 @@ test("pairsFromJudged: oracle pairs by gold, min margin", () => {
   );
   assert.equal(r.stats["pairs/ties_dropped"], 1, "b dropped by the margin");
   assert.ok(Number.isNaN(r.stats["judge/parse_failures"]), "no judgements in oracle mode");
+});
+
+test("firstDifference: shared prefix joins the prompt, one decision token each", () => {
+  const ex = { prompt: [1, 2], chosen: [5, 6, 7, 9], rejected: [5, 6, 8, 9] };
+  assert.deepEqual(firstDifference(ex), { prompt: [1, 2, 5, 6], chosen: [7], rejected: [8] }, "differ at the third token");
+  assert.deepEqual(
+    firstDifference({ prompt: [1], chosen: [3, 0], rejected: [4, 4, 0], weight: 2 }),
+    { prompt: [1], chosen: [3], rejected: [4], weight: 2 },
+    "differ at once; extra fields kept",
+  );
+  assert.deepEqual(
+    firstDifference({ prompt: [1], chosen: [3, 0], rejected: [3, 3, 0] }),
+    { prompt: [1, 3], chosen: [0], rejected: [3] },
+    "EOS against a longer answer",
+  );
+  assert.equal(firstDifference({ prompt: [1], chosen: [3, 4, 0], rejected: [3, 4, 0] }), undefined, "identical answers: nothing to prefer");
+  assert.equal(
+    firstDifference({ prompt: [1], chosen: [3, 4], rejected: [3, 4, 5] }),
+    undefined,
+    "a prefix without EOS has no differing token",
+  );
 });
