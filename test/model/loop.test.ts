@@ -153,3 +153,18 @@ test("a run killed with SIGKILL at several points and resumed ends identical to 
   const got = await artifacts(cut);
   for (const k of Object.keys(want)) assert.equal(got[k], want[k], `${k} differs after kills and resumes`);
 });
+
+test("srlm run: clear errors for bad command lines and configs", async () => {
+  const cases: [string[], RegExp][] = [
+    [["run"], /give a config file or --preset/],
+    [["run", "--resume", tmp], /no .*config\.resolved\.yaml \(not a run directory\?\)/],
+    [["run", "--resume", tmp, "--set", "seed=2"], /--resume takes the run's own config/],
+    [["run", "--preset", "sandbox", "--set", "judge.by=oracle"], /judge\.by: expected one of "model", "gold"/],
+    [["run", "--preset", "sandbox-tiny", "--set", "prompts.source=file"], /prompts\.path: prompts\.source "file" needs prompts\.path/],
+  ];
+  for (const [argv, want] of cases) {
+    const r = await srlm(argv);
+    assert.equal(r.code, 1, `${argv.join(" ")}: exit code`);
+    assert.match(r.stderr, want, `${argv.join(" ")}: message`);
+  }
+});
