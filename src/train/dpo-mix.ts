@@ -22,7 +22,7 @@ import {
   sftRow,
   targetCount,
 } from "./data.js";
-import { cachedReference, type DpoConfig, type DpoResult, type DpoRow, pairGroupStep, preferenceRows, REFERENCE_FILE } from "./dpo.js";
+import { cachedReference, type DpoConfig, type DpoResult, type DpoRow, dpoObjective, preferenceRows, REFERENCE_FILE } from "./dpo.js";
 import { checkDpoLossConfig, type DpoLossConfig } from "./losses.js";
 import type { RunOptions } from "./sft.js";
 import type { Trainable } from "./trainable.js";
@@ -48,28 +48,19 @@ export interface MixItem {
  * NLL term is a per-token mean in expectation without depending on which rows share a step.
  */
 export function dpoMixObjective(loss: DpoLossConfig, mix: MixOptions, tokensPerItem: number, padId = 0): Objective<MixItem> {
+  const dpo = dpoObjective(loss, padId);
   return {
     name: mix.preference ? "dpo+sft" : "sft (control)",
     units: () => 1,
     async step(t: Trainable, items, denominator, train) {
-      const out = { loss: 0, metrics: {} as Record<string, number>, tokens: 0 };
-      if (mix.preference) {
-        const pairs = items.map((it) => it.pair);
-        const lengths = pairs.map((p) => Math.max(p.chosen.ids.length, p.rejected.ids.length));
-        for (const group of lengthGroups(lengths, 128)) {
-          const r = await pairGroupStep(
+      const out = mix.preference
+        ? await dpo.step(
             t,
-            group.map((i) => pairs[i]),
+            items.map((it) => it.pair),
             denominator,
             train,
-            loss,
-            padId,
-          );
-          out.loss += r.loss;
-          out.tokens += r.tokens;
-          for (const [k, v] of Object.entries(r.metrics)) out.metrics[k] = (out.metrics[k] ?? 0) + v;
-        }
-      }
+          )
+        : { loss: 0, metrics: {} as Record<string, number>, tokens: 0 };
       const rows = items.flatMap((it) => it.rows);
       if (rows.length > 0 && mix.weight > 0) {
         const scale = mix.weight / (tokensPerItem * denominator);

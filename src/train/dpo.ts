@@ -70,7 +70,7 @@ export function dpoObjective(loss: DpoLossConfig, padId = 0): Objective<DpoRow> 
 }
 
 /** One forward (and backward) over a group of pairs: chosen and rejected rows in one (2n, T) batch. */
-export async function pairGroupStep(
+async function pairGroupStep(
   t: Trainable,
   pairs: readonly DpoRow[],
   denominator: number,
