@@ -16,6 +16,27 @@ import { DpoConfigSchema } from "../train/config.js";
 
 const int = (min: number) => z.number().int().min(min);
 
+/**
+ * How M_t writes its own prompts when `prompts.source` is `self_instruct`: it continues few-shot
+ * prompts of seed instructions (DESIGN §1; the sandbox's new-task form), one instruction per
+ * generation, cut at the first line break.
+ */
+export const SelfInstructSchema = z
+  .object({
+    /** Sampling temperature of the written instructions (default 1: diverse prompts; the paper does not say). */
+    temperature: z.number().min(0).default(1),
+    /** Top-p of the written instructions (default 1 = off). */
+    top_p: z.number().gt(0).max(1).default(1),
+    /** Most tokens per written instruction (default 48; sandbox instructions are at most ≈ 34 characters). */
+    max_new_tokens: int(1).default(48),
+    /**
+     * Rounds of `prompts.count` generations at most (default 4): generation stops once `count`
+     * instructions are accepted, or after count × attempts generations.
+     */
+    attempts: int(1).default(4),
+  })
+  .strict();
+
 export const RunConfigSchema = z
   .object({
     /** The preset this config started from (informational; `preset:` in a file selects the base). */
@@ -44,16 +65,23 @@ export const RunConfigSchema = z
         /**
          * `sandbox`: fresh tasks from the families, disjoint from all seed and held-out prompts.
          * `file`: a JSONL file of `{"instruction": …, "id"?: …}` (sandbox tasks among them get gold scores).
+         * `self_instruct`: M_t writes them from few-shot seed instructions; kept are those the world
+         * parses, not held out or seen in M1's training, and not written twice (DESIGN §1).
          */
-        source: z.enum(["sandbox", "file"]).default("sandbox"),
+        source: z.enum(["sandbox", "file", "self_instruct"]).default("sandbox"),
         /** The prompts file, for source `file`. */
         path: z.string().min(1).optional(),
         /** Prompts per iteration. */
         count: int(1).default(600),
         /** Prompts per saved chunk of candidates and judgements: a kill loses at most one chunk's work. */
         chunk: int(1).default(64),
+        /** Settings of source `self_instruct`; filled with their defaults only for that source. */
+        self_instruct: SelfInstructSchema.optional(),
       })
       .strict()
+      // Only self-instruct runs carry the block, so other runs' config.resolved.yaml (which --resume
+      // compares byte for byte) stays as it was before the block existed.
+      .transform((p) => (p.source === "self_instruct" ? { ...p, self_instruct: p.self_instruct ?? SelfInstructSchema.parse({}) } : p))
       .default({ source: "sandbox", count: 600, chunk: 64 }),
     generate: z
       .object({

@@ -6,6 +6,7 @@
  *   iter-0/eval.json                        M1 on the held-out prompts
  *   iter-<t>/ (t = 1…T, from M_t)
  *     prompts.jsonl                         this iteration's prompts
+ *     self_instruct.jsonl, .json            source self_instruct: each instruction M_t wrote with its verdict; the counts
  *     candidates.jsonl                      N sampled answers per prompt (with gold scores in the sandbox)
  *     judgements.jsonl                      K judgements per candidate, their parsed score or null
  *     pairs.jsonl, pairs_stats.json         best vs worst per prompt (TRL conversational format + scores)
@@ -41,7 +42,7 @@ import { tokenizePreference, tokenizeSft } from "../train/data.js";
 import { dpoMix } from "../train/dpo-mix.js";
 import { fullTrainable } from "../train/trainable.js";
 import { FINAL_DIR, loadWeights } from "../train/trainer.js";
-import { configYaml, deepMerge, type RunConfig } from "./config.js";
+import { configYaml, deepMerge, type RunConfig, SelfInstructSchema } from "./config.js";
 import { flatSandboxMetrics, sandboxWorld } from "./sandbox-world.js";
 import type { LoopPrompt, World } from "./world.js";
 
@@ -148,7 +149,9 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
     const dir = join(runDir, `iter-${t}`);
     const trainDir = join(dir, "train");
     if (await exists(join(dir, "eval.json"))) {
-      modelDir = join(trainDir, FINAL_DIR);
+      // The model this iteration ended with: its DPO output, or M_t itself when it had no pairs.
+      const done = JSON.parse(await readFile(join(dir, "eval.json"), "utf8")) as { model_dir: string };
+      modelDir = join(runDir, done.model_dir);
       continue;
     }
     // M_t: the weights the previous iteration ended with.
@@ -162,7 +165,7 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       return r;
     };
 
-    const prompts = await time("time/prompts_s", () => iterationPrompts(world, cfg, t, dir));
+    const prompts = await time("time/prompts_s", () => iterationPrompts(model, world, cfg, t, dir, showProgress, log, o.signal));
     const candidates = await time("time/generate_s", () => sampleCandidates(model, world, cfg, t, prompts, dir, showProgress, o.signal));
     const judgements =
       cfg.judge.by === "model"
@@ -197,6 +200,8 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
         );
       });
       modelDir = join(trainDir, FINAL_DIR);
+    } else if (prompts.length === 0) {
+      log(`iteration ${t}: no prompts, so no pairs and no DPO step: M${t + 1} = M${t}`);
     } else {
       log(`iteration ${t}: no pairs (${stats["pairs/ties_dropped"]} ties, ${stats["pairs/unjudged"]} unjudged): M${t + 1} = M${t}`);
     }
@@ -273,10 +278,29 @@ function stageBar(show: boolean) {
   };
 }
 
-async function iterationPrompts(world: World, cfg: RunConfig, t: number, dir: string): Promise<LoopPrompt[]> {
+/**
+ * Iteration t's prompts, by `prompts.source`. prompts.jsonl is the stage's output (self_instruct.json
+ * is written before it): when it is missing the stage runs again, which gives the same prompts.
+ */
+async function iterationPrompts(
+  model: LlamaModel,
+  world: World,
+  cfg: RunConfig,
+  t: number,
+  dir: string,
+  show: boolean,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<LoopPrompt[]> {
   const path = join(dir, "prompts.jsonl");
   if (await exists(path)) return readJsonl<LoopPrompt>(path);
-  const prompts = cfg.prompts.source === "file" ? await filePrompts(world, cfg, t) : world.prompts(t, cfg.prompts.count, cfg.seed);
+  const source = cfg.prompts.source;
+  const prompts =
+    source === "file"
+      ? await filePrompts(world, cfg, t)
+      : source === "self_instruct"
+        ? await selfInstructPrompts(model, world, cfg, t, dir, show, log, signal)
+        : world.prompts(t, cfg.prompts.count, cfg.seed);
   if (cfg.judge.by === "gold") {
     const blind = prompts.find((p) => p.family === undefined);
     if (blind)
@@ -303,6 +327,146 @@ async function filePrompts(world: World, cfg: RunConfig, t: number): Promise<Loo
     return { id: lines[i].id ?? `line-${i + 1}`, instruction: lines[i].instruction };
   });
   return world.fromInstructions(items);
+}
+
+export type SelfInstructVerdict = "accepted" | "unparsable" | "excluded" | "duplicate" | "unused";
+
+export interface SelfInstructCounts {
+  /** Instructions the model wrote. */
+  generated: number;
+  /** Kept as prompts (at most `count`). */
+  accepted: number;
+  /** Rejected by the world's filter (the sandbox: no family parses them). */
+  unparsable: number;
+  /** Held out for evaluation or seen by M1 in training. */
+  excluded: number;
+  /** The same text as an instruction accepted before it. */
+  duplicate: number;
+  /** Written after `count` were accepted, so never looked at. */
+  unused: number;
+}
+
+/**
+ * Self-instruct's selection, in the order written: an instruction is kept if the world accepts it,
+ * it is not excluded, and it was not kept already, until `count` are kept. Each text gets one verdict,
+ * checked in that order (a held-out instruction written twice is excluded twice, not a duplicate).
+ * Pure.
+ */
+export function selectSelfInstructed(
+  texts: readonly string[],
+  accept: (instruction: string) => boolean,
+  excluded: (instruction: string) => boolean,
+  count: number,
+): { accepted: string[]; verdicts: SelfInstructVerdict[]; counts: SelfInstructCounts } {
+  const kept = new Set<string>();
+  const accepted: string[] = [];
+  const verdicts = texts.map((text): SelfInstructVerdict => {
+    if (accepted.length >= count) return "unused";
+    if (!accept(text)) return "unparsable";
+    if (excluded(text)) return "excluded";
+    if (kept.has(text)) return "duplicate";
+    kept.add(text);
+    accepted.push(text);
+    return "accepted";
+  });
+  const n = (v: SelfInstructVerdict) => verdicts.filter((x) => x === v).length;
+  return {
+    accepted,
+    verdicts,
+    counts: {
+      generated: texts.length,
+      accepted: accepted.length,
+      unparsable: n("unparsable"),
+      excluded: n("excluded"),
+      duplicate: n("duplicate"),
+      unused: n("unused"),
+    },
+  };
+}
+
+/**
+ * Source self_instruct: M_t writes instructions from few-shot seed instructions, `count` per round,
+ * until `count` pass selectSelfInstructed or `attempts` rounds are spent. Writes self_instruct.json
+ * (the counts, and the accepted prompts per family). May return fewer than `count` prompts, or none.
+ */
+async function selfInstructPrompts(
+  model: LlamaModel,
+  world: World,
+  cfg: RunConfig,
+  t: number,
+  dir: string,
+  show: boolean,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<LoopPrompt[]> {
+  const si = cfg.prompts.self_instruct ?? SelfInstructSchema.parse({});
+  const count = cfg.prompts.count;
+  const select = (texts: readonly string[]) =>
+    selectSelfInstructed(
+      texts,
+      (x) => world.accepts(x),
+      (x) => world.excluded(x),
+      count,
+    );
+  const bar = show ? progressBar(`iteration ${t}: self-instruct`, count * si.attempts) : undefined;
+  const texts: string[] = [];
+  let sel = select(texts);
+  let rounds = 0;
+  while (rounds < si.attempts && sel.accepted.length < count) {
+    const start = texts.length;
+    // Instruction i's examples depend on i only, its sample on (round, i): the same seed gives the same texts.
+    const res = await generate(
+      model,
+      world.tokenizer,
+      Array.from({ length: count }, (_, i) => world.newTaskPrompt(seedOf(cfg.seed, t, 3, 0), start + i)),
+      {
+        n: 1,
+        temperature: si.temperature,
+        topP: si.top_p,
+        maxNewTokens: si.max_new_tokens,
+        seed: seedOf(cfg.seed, t, 4, rounds),
+        stopStrings: ["\n"],
+        signal,
+        onProgress: (pr) => bar?.update(start + pr.samplesDone),
+      },
+    );
+    for (const r of res) texts.push(firstLine(r[0].text));
+    sel = select(texts);
+    rounds++;
+  }
+  bar?.finish();
+  const prompts = world.fromInstructions(sel.accepted.map((instruction, k) => ({ id: `iter${t}-self-${k}`, instruction })));
+  const families: Record<string, number> = {};
+  for (const p of prompts) if (p.family !== undefined) families[p.family] = (families[p.family] ?? 0) + 1;
+  // Every written instruction with its verdict, to see what the model writes and why it was dropped.
+  await writeJsonl(
+    join(dir, "self_instruct.jsonl"),
+    texts.map((text, i) => ({ text, verdict: sel.verdicts[i] })),
+  );
+  await writeJsonAtomic(join(dir, "self_instruct.json"), { ...sel.counts, rounds, families });
+  const c = sel.counts;
+  log(
+    `iteration ${t}: self-instruct kept ${c.accepted} of ${c.generated} written instructions (${c.unparsable} unparsable, ${c.excluded} held out or seen, ${c.duplicate} duplicates)`,
+  );
+  return prompts;
+}
+
+const firstLine = (text: string) => {
+  const nl = text.indexOf("\n");
+  return nl < 0 ? text : text.slice(0, nl);
+};
+
+/** Flat metrics of self_instruct.json; the rates are shares of the instructions looked at (generated − unused). */
+export function selfInstructMetrics(c: SelfInstructCounts): Record<string, number> {
+  const looked = c.generated - c.unused;
+  const rate = (x: number) => (looked > 0 ? x / looked : Number.NaN);
+  return {
+    "prompts/generated": c.generated,
+    "prompts/accepted": c.accepted,
+    "prompts/unparsable_rate": rate(c.unparsable),
+    "prompts/excluded_rate": rate(c.excluded),
+    "prompts/duplicate_rate": rate(c.duplicate),
+  };
 }
 
 /**
@@ -593,6 +757,8 @@ export async function rebuildMetrics(cfg: RunConfig, runDir: string): Promise<Re
       ...flatSandboxMetrics(ev),
     };
     if (t > 0) {
+      const selfInstruct = join(dir, "self_instruct.json");
+      if (await exists(selfInstruct)) Object.assign(row, selfInstructMetrics(JSON.parse(await readFile(selfInstruct, "utf8"))));
       Object.assign(row, JSON.parse(await readFile(join(dir, "pairs_stats.json"), "utf8")));
       Object.assign(row, await trainStats(join(dir, "train")));
       try {
@@ -619,5 +785,6 @@ export function iterationLine(m: Record<string, unknown>): string {
   const it = m.iteration as number;
   const head = `${String(m.model).padEnd(3)} gold ${f3(m["eval/gold"])}  exact ${f3(m["eval/exact"])}  judge pairwise ${f3(m["eval/judge_pairwise"])}  parse fail ${f3(m["eval/judge_parse_failures"])}  length ${Number(m["eval/length"]).toFixed(1)}`;
   if (it === 0) return head;
-  return `${head}  | pairs ${m["pairs/count"]}  chosen−rejected gold ${f3(m["pairs/gold_gap"])}  truly better/worse ${f3(m["pairs/truly_better"])}/${f3(m["pairs/truly_worse"])}`;
+  const written = typeof m["prompts/accepted"] === "number" ? `  | self-instruct ${m["prompts/accepted"]}/${m["prompts/generated"]}` : "";
+  return `${head}${written}  | pairs ${m["pairs/count"]}  chosen−rejected gold ${f3(m["pairs/gold_gap"])}  truly better/worse ${f3(m["pairs/truly_better"])}/${f3(m["pairs/truly_worse"])}`;
 }

@@ -1,17 +1,26 @@
 /**
  * The sandbox as the loop's world: prompts are fresh tasks from the families (disjoint from the
- * held-out and seed prompts M1 was built with), gold is the families' scorer, and the evaluation is
- * evaluate.ts on M1's held-out tasks.
+ * held-out and seed prompts M1 was built with) or instructions the model writes itself from few-shot
+ * IFT instructions, gold is the families' scorer, and the evaluation is evaluate.ts on M1's held-out
+ * tasks.
  */
+import { access } from "node:fs/promises";
 import { join } from "node:path";
+import { mulberry32 } from "../engine/tensor.js";
 import { readJsonl } from "../io/jsonl.js";
 import type { LlamaModel } from "../model/llama.js";
-import { type EftRecord, familyByName, generateTasks, type IftRecord, type SandboxTask } from "../sandbox/data.js";
+import { type EftRecord, familyByName, generateTasks, type IftRecord, type NewTaskRecord, type SandboxTask } from "../sandbox/data.js";
 import { evaluateSandbox, type SandboxMetrics } from "../sandbox/evaluate.js";
-import { answerPrompt, judgePrompt, sandboxTokenizer, sanitizeAnswer } from "../sandbox/forms.js";
+import { answerPrompt, judgePrompt, NEW_TASK_SHOTS, newTaskPrompt, sandboxTokenizer, sanitizeAnswer } from "../sandbox/forms.js";
 import { parseTask } from "../sandbox/parse.js";
 import { type Family, score } from "../sandbox/task.js";
 import type { EvalOptions, LoopPrompt, World } from "./world.js";
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Flat metric names of a sandbox evaluation (what metrics.jsonl and the report plot). */
 export function flatSandboxMetrics(m: SandboxMetrics): Record<string, number> {
@@ -31,17 +40,22 @@ export function flatSandboxMetrics(m: SandboxMetrics): Record<string, number> {
   };
 }
 
-/** The sandbox world of an M1 built into `m1Dir` (its data/ holds eval, IFT and EFT). */
+/** The sandbox world of an M1 built into `m1Dir` (its data/ holds eval, IFT, EFT and maybe new-task records). */
 export async function sandboxWorld(families: readonly Family[], m1Dir: string): Promise<World> {
   const data = join(m1Dir, "data");
   const evalTasks = await readJsonl<SandboxTask>(join(data, "eval.jsonl"));
   const ift = await readJsonl<IftRecord>(join(data, "ift.jsonl"));
   const eft = await readJsonl<EftRecord>(join(data, "eft.jsonl"));
+  const newTaskPath = join(data, "new_task.jsonl");
+  const newTask = (await exists(newTaskPath)) ? await readJsonl<NewTaskRecord>(newTaskPath) : [];
   // Loop prompts must be new to the model and never held-out ones. IFT records carry the
   // instruction in their prompt ("<instruction>\n>"); EFT tasks are excluded through their prompts.
   const used = new Set<string>(evalTasks.map((t) => t.instruction));
   for (const r of ift) used.add(r.prompt.slice(0, r.prompt.lastIndexOf("\n")));
   for (const r of eft) used.add(r.prompt.slice(0, r.prompt.indexOf("\n")));
+  // (New-task records hold IFT instructions only, already in `used`.)
+  // Self-instruct's few-shot examples: the IFT instructions, in file order.
+  const seedInstructions = ift.map((r) => r.prompt.slice(0, r.prompt.lastIndexOf("\n")));
   const tok = sandboxTokenizer();
   return {
     tokenizer: tok,
@@ -52,6 +66,16 @@ export async function sandboxWorld(families: readonly Family[], m1Dir: string): 
       const tasks = generateTasks(families, count, seed * 7919 + iteration * 104729 + 11, `iter${iteration}`, used);
       return tasks.map((t) => ({ id: t.id, instruction: t.instruction, family: t.family, spec: t.spec }));
     },
+    newTaskPrompt(seed, index) {
+      // One PRNG per (seed, index), so an instruction's examples do not depend on the batch it is in.
+      const rng = mulberry32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+      const picked = new Set<number>();
+      const shots = Math.min(NEW_TASK_SHOTS, seedInstructions.length);
+      while (picked.size < shots) picked.add(Math.floor(rng() * seedInstructions.length));
+      return newTaskPrompt([...picked].map((k) => seedInstructions[k]));
+    },
+    accepts: (instruction) => parseTask(families, instruction) !== undefined,
+    excluded: (instruction) => used.has(instruction),
     fromInstructions: (items) =>
       items.map((it) => {
         const t = parseTask(families, it.instruction);
@@ -61,7 +85,7 @@ export async function sandboxWorld(families: readonly Family[], m1Dir: string): 
       if (p.family === undefined) return undefined;
       return score(familyByName(families, p.family), p.spec, answer).score;
     },
-    seedData: async () => [...ift, ...eft].map((r) => ({ prompt: r.prompt, completion: r.completion })),
+    seedData: async () => [...ift, ...eft, ...newTask].map((r) => ({ prompt: r.prompt, completion: r.completion })),
     async evaluate(model: LlamaModel, o: EvalOptions) {
       const m = await evaluateSandbox(model, tok, families, evalTasks, {
         samples: o.samples,

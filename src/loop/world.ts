@@ -32,6 +32,16 @@ export interface World {
   cleanAnswer(text: string): string;
   /** `count` prompts for iteration `iteration` (deterministic in the arguments). */
   prompts(iteration: number, count: number, seed: number): LoopPrompt[];
+  /**
+   * Self-instruct: the few-shot prompt from which the model writes new instruction number `index`
+   * (examples drawn from the seed instructions; deterministic in the arguments). The model's
+   * continuation up to the first line break is the instruction.
+   */
+  newTaskPrompt(seed: number, index: number): string;
+  /** Self-instruct's filter: whether a model-written instruction is a usable prompt (the sandbox: a family parses it). */
+  accepts(instruction: string): boolean;
+  /** Whether an instruction may not be an iteration prompt: held out for evaluation, or seen by M1 in training. */
+  excluded(instruction: string): boolean;
   /** Prompts given as text (a user's file): the sandbox attaches the family and spec it can parse. */
   fromInstructions(items: readonly { id: string; instruction: string }[]): LoopPrompt[];
   /** The gold score of `answer`, or undefined where no truth is known (e.g. an instruction no family parses). */

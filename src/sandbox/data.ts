@@ -1,13 +1,14 @@
 /**
  * Seed data of the sandbox: tasks drawn from the families, the held-out evaluation prompts (disjoint
- * from every training prompt), IFT records (instruction → reference answer) and EFT records
- * (instruction + answer → gold judgement) balanced over the scores 0–5.
+ * from every training prompt), IFT records (instruction → reference answer), EFT records
+ * (instruction + answer → gold judgement) balanced over the scores 0–5, and new-task records
+ * (few-shot instructions → another instruction) that teach self-instruct.
  *
  * Records use TRL's prompt–completion format plus fields of ours (family, score, source), so the
  * SFT trainer and TRL read the same files.
  */
 import { mulberry32 } from "../engine/tensor.js";
-import { answerPrompt, judgement, judgePrompt } from "./forms.js";
+import { answerPrompt, judgement, judgePrompt, newTaskPrompt } from "./forms.js";
 import type { Family, Rng, Task } from "./task.js";
 
 export interface SandboxTask extends Task {
@@ -32,6 +33,9 @@ export interface EftRecord {
   /** Where the answer came from: the warm-up model's sample, a graded corruption, or the reference. */
   source: "sample" | "corruption" | "reference";
 }
+
+/** Self-instruct seed data: few-shot instructions → one more instruction (same fields as IFT). */
+export type NewTaskRecord = IftRecord;
 
 /** A candidate answer to be judged in EFT data. */
 export interface EftCandidate {
@@ -99,6 +103,33 @@ export function sandboxSplits(
 
 export function iftRecords(tasks: readonly SandboxTask[]): IftRecord[] {
   return tasks.map((t) => ({ prompt: answerPrompt(t.instruction), completion: t.reference, family: t.family, id: t.id }));
+}
+
+/**
+ * n new-task records from the IFT tasks: each prompt lists `shots` IFT instructions drawn at random
+ * (so their families mix), and the completion is another IFT instruction, the tasks taken in a
+ * seeded order (wrapping around when n exceeds them). Only IFT instructions appear, so the model never
+ * sees a held-out one here. Deterministic in (tasks, n, shots, seed).
+ */
+export function newTaskRecords(tasks: readonly SandboxTask[], n: number, shots: number, seed: number): NewTaskRecord[] {
+  if (n === 0) return [];
+  if (tasks.length < shots + 1)
+    throw new Error(`newTaskRecords: ${shots} shots and a completion need ${shots + 1} tasks, got ${tasks.length}`);
+  const rng = mulberry32(seed);
+  const targets = order(tasks.length, rng);
+  return Array.from({ length: n }, (_, i) => {
+    const target = targets[i % tasks.length];
+    const picked = new Set<number>([target]);
+    const examples: string[] = [];
+    while (examples.length < shots) {
+      const k = Math.floor(rng() * tasks.length);
+      if (picked.has(k)) continue;
+      picked.add(k);
+      examples.push(tasks[k].instruction);
+    }
+    const t = tasks[target];
+    return { prompt: newTaskPrompt(examples), completion: t.instruction, family: t.family, id: `new-${i}` };
+  });
 }
 
 export function eftRecord(families: readonly Family[], c: EftCandidate): EftRecord {

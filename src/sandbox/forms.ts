@@ -47,6 +47,13 @@ export function judgement<S>(family: Family<S>, spec: S, answer: string): { text
   return { text: `${family.trace(spec, answer)}\n${bits}\nScore: ${scored.score}`, scored };
 }
 
+/**
+ * Example instructions in a new-task prompt. Few enough that prompt and completion fit the sandbox's
+ * 192-token context with room (instructions are at most ≈ 34 characters), enough that the examples
+ * mix families, so the model learns to continue the form rather than copy one family.
+ */
+export const NEW_TASK_SHOTS = 3;
+
 /** Few-shot prompt for writing a new instruction (self-instruct). */
 export function newTaskPrompt(examples: readonly string[]): string {
   return `${examples.map((e) => `new:${e}\n`).join("")}new:`;

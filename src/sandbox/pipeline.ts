@@ -6,7 +6,9 @@
  *   data/eft.jsonl, data/eft_histogram.json
  *                                         EFT: the warm-up model's own answers to the EFT tasks, gold-
  *                                         judged, topped up with graded corruptions to balance 0–5
- *   m1/                                   SFT on IFT + EFT, continuing from the warm-up (final/ = M1)
+ *   data/new_task.jsonl                   only when sizes.newTask > 0: few-shot IFT instructions →
+ *                                         another IFT instruction (self-instruct, forms.ts)
+ *   m1/                                   SFT on IFT + EFT (+ new-task), continuing from the warm-up (final/ = M1)
  *   m1_metrics.json                       M1 against the gold scorer (evaluate.ts)
  *
  * Every stage is skipped when its output exists, and the trainer resumes inside a stage, so a killed
@@ -25,10 +27,19 @@ import { sftConfig } from "../train/config.js";
 import { tokenizeSft } from "../train/data.js";
 import { sft } from "../train/sft.js";
 import { fullTrainable } from "../train/trainable.js";
-import { balancedEft, type EftCandidate, type EftRecord, type IftRecord, iftRecords, type SandboxTask, sandboxSplits } from "./data.js";
+import {
+  balancedEft,
+  type EftCandidate,
+  type EftRecord,
+  type IftRecord,
+  iftRecords,
+  newTaskRecords,
+  type SandboxTask,
+  sandboxSplits,
+} from "./data.js";
 import { evaluateSandbox, type SandboxMetrics } from "./evaluate.js";
 import { allFamilies, familiesByName } from "./families/index.js";
-import { answerPrompt, sandboxTokenizer, sanitizeAnswer } from "./forms.js";
+import { answerPrompt, NEW_TASK_SHOTS, sandboxTokenizer, sanitizeAnswer } from "./forms.js";
 import type { SandboxPreset } from "./preset.js";
 
 export interface SandboxRunOptions {
@@ -67,6 +78,9 @@ export async function buildM1(p: SandboxPreset, outDir: string, o: SandboxRunOpt
   await writeJsonl(join(dataDir, "eval.jsonl"), splits.eval);
   const ift = iftRecords(splits.ift);
   await writeJsonl(join(dataDir, "ift.jsonl"), ift);
+  // Only when asked for, so presets without it keep their data and M1 byte for byte.
+  const newTask = newTaskRecords(splits.ift, p.sizes.newTask ?? 0, NEW_TASK_SHOTS, p.seed * 3 + 4);
+  if (newTask.length > 0) await writeJsonl(join(dataDir, "new_task.jsonl"), newTask);
   const toExamples = (rs: readonly (IftRecord | EftRecord)[]) => rs.map((r) => tokenizeSft(tok, r));
   const train = (dir: string, steps: number, lr: number, batch: number, warmup: number) =>
     sftConfig({
@@ -117,13 +131,18 @@ export async function buildM1(p: SandboxPreset, outDir: string, o: SandboxRunOpt
 
   t0 = performance.now();
   const s = p.sft;
-  await sft(fullTrainable(model), toExamples([...ift, ...eft]), train("m1", s.steps, s.learningRate, s.batchSize, s.warmupSteps), {
-    progress,
-    signal: o.signal,
-  });
+  await sft(
+    fullTrainable(model),
+    toExamples([...ift, ...eft, ...newTask]),
+    train("m1", s.steps, s.learningRate, s.batchSize, s.warmupSteps),
+    {
+      progress,
+      signal: o.signal,
+    },
+  );
   await writeJsonAtomic(join(outDir, "m1", "final", "tokenizer.json"), tok.toJSON());
   const tSft = (performance.now() - t0) / 1000;
-  log(`M1 = SFT on IFT + EFT (${s.steps} steps): ${tSft.toFixed(0)} s`);
+  log(`M1 = SFT on IFT + EFT${newTask.length > 0 ? ` + ${newTask.length} new-task` : ""} (${s.steps} steps): ${tSft.toFixed(0)} s`);
 
   t0 = performance.now();
   const metricsPath = join(outDir, "m1_metrics.json");

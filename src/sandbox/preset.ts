@@ -11,8 +11,11 @@ export interface SandboxPreset {
   seed: number;
   /** Family names (default: all). */
   families?: string[];
-  /** Held-out evaluation prompts, IFT examples, EFT examples. */
-  sizes: { eval: number; ift: number; eft: number };
+  /**
+   * Held-out evaluation prompts, IFT examples, EFT examples, and new-task (self-instruct) examples
+   * built from the IFT instructions (absent = 0: M1 does not learn to write tasks).
+   */
+  sizes: { eval: number; ift: number; eft: number; newTask?: number };
   /** Model shape (vocabSize is the sandbox alphabet's and is filled in). */
   model: Omit<LlamaConfigInput, "vocabSize">;
   /** IFT-only warm-up whose samples seed the EFT data with the model's own kind of mistakes. */

@@ -4,14 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createKernels } from "../../src/engine/ort.js";
 import { readJsonl } from "../../src/io/jsonl.js";
 import { loadRunConfig } from "../../src/loop/config.js";
-import { type Candidate, type Judgement, type PairRecord, runLoop } from "../../src/loop/run.js";
+import { type Candidate, type Judgement, type PairRecord, runLoop, type SelfInstructCounts } from "../../src/loop/run.js";
 import type { LoopPrompt } from "../../src/loop/world.js";
 import { generateTasks } from "../../src/sandbox/data.js";
 import { allFamilies } from "../../src/sandbox/families/index.js";
@@ -86,6 +86,75 @@ test("prompts from a JSONL file: sandbox tasks get gold scores, other text is ju
       /"write a poem" \(free\) is no sandbox task/,
       "oracle needs gold",
     );
+  } finally {
+    await kernels.dispose();
+  }
+});
+
+test("self-instruct prompts: counts add up, and the run completes and resumes even when none are accepted", async () => {
+  const kernels = await createKernels("ort");
+  try {
+    const count = 8;
+    const attempts = 2;
+    const cfg = await loadRunConfig({
+      preset: "sandbox-tiny",
+      set: [
+        "prompts.source=self_instruct",
+        `prompts.count=${count}`,
+        `prompts.self_instruct.attempts=${attempts}`,
+        "model.overrides={sizes: {newTask: 60}}",
+        "judge.by=gold",
+      ],
+    });
+    const dir = join(tmp, "self-instruct");
+    const lines: string[] = [];
+    const r = await runLoop(cfg, dir, { kernels, progress: false, log: (l) => lines.push(l) });
+    assert.equal(r.metrics.length, cfg.iterations + 1, "the run completes: one metrics line per model");
+    const newTask = await readJsonl(join(dir, "m1", "data", "new_task.jsonl"));
+    assert.equal(newTask.length, 60, "M1 trained on the preset override's new-task records");
+    for (let t = 1; t <= cfg.iterations; t++) {
+      const it = join(dir, `iter-${t}`);
+      const si = JSON.parse(await readFile(join(it, "self_instruct.json"), "utf8")) as SelfInstructCounts & {
+        rounds: number;
+        families: Record<string, number>;
+      };
+      const prompts = await readJsonl<LoopPrompt>(join(it, "prompts.jsonl"));
+      assert.equal(si.generated, si.rounds * count, `iter ${t}: one round writes count instructions`);
+      assert.ok(si.rounds >= 1 && si.rounds <= attempts, `iter ${t}: 1…attempts rounds (got ${si.rounds})`);
+      assert.equal(
+        si.accepted + si.unparsable + si.excluded + si.duplicate + si.unused,
+        si.generated,
+        `iter ${t}: every written instruction has one verdict`,
+      );
+      assert.ok(si.accepted <= count, `iter ${t}: at most count accepted`);
+      const written = await readJsonl<{ text: string; verdict: string }>(join(it, "self_instruct.jsonl"));
+      assert.equal(written.length, si.generated, `iter ${t}: self_instruct.jsonl has one line per written instruction`);
+      assert.equal(written.filter((w) => w.verdict === "accepted").length, si.accepted, `iter ${t}: the accepted verdicts match the count`);
+      assert.equal(si.rounds < attempts, si.accepted === count, `iter ${t}: rounds stop early only when count is reached`);
+      assert.equal(prompts.length, si.accepted, `iter ${t}: prompts.jsonl holds the accepted instructions`);
+      assert.equal(new Set(prompts.map((p) => p.instruction)).size, prompts.length, `iter ${t}: no prompt twice`);
+      for (const p of prompts) assert.ok(p.family !== undefined, `iter ${t}: ${JSON.stringify(p.instruction)} is a sandbox task`);
+      const perFamily = Object.values(si.families).reduce((a, b) => a + b, 0);
+      assert.equal(perFamily, si.accepted, `iter ${t}: per-family counts add up to the accepted ones`);
+      const m = r.metrics[t];
+      assert.equal(m["prompts/generated"], si.generated, `iter ${t}: metrics carry the generated count`);
+      assert.equal(m["prompts/accepted"], si.accepted, `iter ${t}: metrics carry the accepted count`);
+      const ev = JSON.parse(await readFile(join(it, "eval.json"), "utf8")) as { model_dir: string };
+      if (si.accepted === 0) {
+        assert.ok(lines.includes(`iteration ${t}: no prompts, so no pairs and no DPO step: M${t + 1} = M${t}`), `iter ${t}: logged`);
+        assert.notEqual(ev.model_dir, join(`iter-${t}`, "train", "final"), `iter ${t}: no prompts → the model is carried forward`);
+      }
+    }
+    // Resume after the last iteration is lost: earlier iterations are read back (their model may be
+    // a carried-forward one), and the redone iteration writes the same prompts.
+    const last = join(dir, `iter-${cfg.iterations}`);
+    const before = await readFile(join(last, "self_instruct.json"), "utf8");
+    const promptsBefore = await readFile(join(last, "prompts.jsonl"), "utf8");
+    await rm(last, { recursive: true });
+    const again = await runLoop(cfg, dir, { kernels, progress: false, log: () => {} });
+    assert.equal(again.metrics.length, cfg.iterations + 1, "the resumed run completes");
+    assert.equal(await readFile(join(last, "self_instruct.json"), "utf8"), before, "self-instruct is deterministic");
+    assert.equal(await readFile(join(last, "prompts.jsonl"), "utf8"), promptsBefore, "same prompts after the redo");
   } finally {
     await kernels.dispose();
   }

@@ -74,3 +74,36 @@ test("setOverride parses values as YAML and nests keys", () => {
   assert.throws(() => setOverride("novalue"), /expected key=value/, "no =");
   assert.throws(() => setOverride("a..b=1"), /empty key segment/, "empty segment");
 });
+
+test("prompts.self_instruct: defaults for source self_instruct only, validated like the rest", async () => {
+  const c = await loadRunConfig({ preset: "sandbox-tiny", set: ["prompts.source=self_instruct"] });
+  assert.deepEqual(
+    c.prompts.self_instruct,
+    { temperature: 1, top_p: 1, max_new_tokens: 48, attempts: 4 },
+    "the block's defaults are filled in for the self_instruct source",
+  );
+  assert.deepEqual(runConfig(parseYaml(configYaml(c))), c, "round trip through config.resolved.yaml");
+  const set = await loadRunConfig({
+    preset: "sandbox-tiny",
+    set: ["prompts.source=self_instruct", "prompts.self_instruct.attempts=2", "prompts.self_instruct.temperature=0.7"],
+  });
+  assert.equal(set.prompts.self_instruct?.attempts, 2, "--set attempts");
+  assert.equal(set.prompts.self_instruct?.temperature, 0.7, "--set temperature");
+  assert.equal(set.prompts.self_instruct?.max_new_tokens, 48, "unset fields keep their defaults");
+  const other = await loadRunConfig({ preset: "sandbox" });
+  assert.equal(other.prompts.self_instruct, undefined, "other sources carry no self_instruct block");
+  assert.doesNotMatch(configYaml(other), /self_instruct/, "so their config.resolved.yaml is unchanged");
+  for (const [assignment, want] of [
+    ["prompts.self_instruct.attempts=0", /prompts\.self_instruct\.attempts:/],
+    ["prompts.self_instruct.top_p=0", /prompts\.self_instruct\.top_p:/],
+    ["prompts.self_instruct.max_new_tokens=1.5", /prompts\.self_instruct\.max_new_tokens:/],
+    ["prompts.self_instruct.temprature=1", /prompts\.self_instruct: unknown field\(s\) temprature/],
+  ] as const) {
+    await assert.rejects(loadRunConfig({ preset: "sandbox", set: ["prompts.source=self_instruct", assignment] }), want, assignment);
+  }
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox", set: ["prompts.source=instruct"] }),
+    /prompts\.source: expected one of "sandbox", "file", "self_instruct"/,
+    "unknown source lists the known ones",
+  );
+});
