@@ -6,9 +6,11 @@
  *   srlm sandbox sft [--preset sandbox] [--out dir]                  build M1 in the sandbox and measure it
  *   srlm eval <model-dir> --run <run-dir>                            a sandbox model against the gold scorer
  *   srlm report <run-dir>…                                           a self-contained HTML report
+ *   srlm export <model-dir> --format gguf --out file.gguf            a model for llama.cpp (export.ts)
  */
 import { demoCommand } from "./demo-loop.js";
 import { evalCommand, evalUsage } from "./eval.js";
+import { exportCommand, exportUsage } from "./export.js";
 import { reportCommand } from "./report.js";
 import { runCommand, runUsage } from "./run.js";
 import { sandboxSftCommand } from "./sandbox-sft.js";
@@ -19,6 +21,7 @@ const usage = `usage:
   ${evalUsage}
   srlm sandbox sft [--preset sandbox|sandbox-tiny] [--out runs/<preset>] [--set key=value]… [--kernels ort|reference]
   srlm report <run-dir> [more run dirs…] [--out report.html]
+  ${exportUsage}
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -27,6 +30,7 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === "demo") return demoCommand(argv.slice(1));
   if (cmd === "eval") return evalCommand(argv.slice(1));
   if (cmd === "report") return reportCommand(argv.slice(1));
+  if (cmd === "export") return exportCommand(argv.slice(1));
   if (cmd === "sandbox" && sub === "sft") return sandboxSftCommand(rest);
   process.stderr.write(cmd ? `srlm: unknown command "${[cmd, sub].filter(Boolean).join(" ")}"\n${usage}` : usage);
   process.exitCode = 2;

@@ -746,7 +746,8 @@ export function llamaFromMetadata(h: GgufHeader): { config: LlamaConfig; tokeniz
   }
 }
 
-function hfToGgufName(hf: string): string | undefined {
+/** HF tensor name → llama.cpp name (undefined when it is not a llama tensor we know). */
+export function hfToGgufName(hf: string): string | undefined {
   if (hf === "model.embed_tokens.weight") return "token_embd.weight";
   if (hf === "model.norm.weight") return "output_norm.weight";
   if (hf === "lm_head.weight") return "output.weight";

@@ -68,7 +68,8 @@ interface Slot {
   textEnd: number; // where `text` is cut for a stop string (−1 = none)
 }
 
-function seedFor(seed: number, prompt: number, sample: number): number {
+/** Seed of sample `sample` of prompt `prompt` (exported so that other engines draw the same streams). */
+export function seedFor(seed: number, prompt: number, sample: number): number {
   // Mix with odd constants so neighbouring (prompt, sample) pairs get unrelated streams.
   let h = (seed ^ 0x9e3779b9) >>> 0;
   h = Math.imul(h ^ (prompt + 0x7f4a7c15), 0x85ebca6b) >>> 0;
