@@ -7,6 +7,7 @@
  *   srlm eval <model-dir> --run <run-dir>                            a sandbox model against the gold scorer
  *   srlm report <run-dir>…                                           a self-contained HTML report
  *   srlm export <model-dir> --format gguf --out file.gguf            a model for llama.cpp (export.ts)
+ *   srlm export <adapter-dir> --format gguf --base … --out lora.gguf a LoRA adapter for llama.cpp
  */
 import { demoCommand } from "./demo-loop.js";
 import { evalCommand, evalUsage } from "./eval.js";

@@ -89,6 +89,11 @@ export interface LlamaCppOpenOptions {
    * larger, but then an F32 model's log-probs agree with the builtin engine's to ~1e-5.
    */
   exactKv?: boolean;
+  /**
+   * llama.cpp LoRA adapter GGUFs (`exportLoraGguf`, `srlm export <adapter-dir>`) applied to every
+   * sequence of the context, each at `scale` (default 1: the adapter's own alpha / r).
+   */
+  lora?: readonly { path: string; scale?: number }[];
 }
 
 /** A GGUF model loaded in llama.cpp with one context of `sequences` parallel sequences. */
@@ -121,11 +126,13 @@ export class LlamaCppModel {
         contextSize: opts.contextSize ?? model.trainContextSize,
         threads: opts.threads,
         ...(opts.exactKv ? { flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } : {}),
+        ...(opts.lora?.length ? { lora: { adapters: opts.lora.map((a) => ({ filePath: a.path, scale: a.scale ?? 1 })) } } : {}),
       });
       return new LlamaCppModel(path, model, context);
     } catch (e) {
       await model.dispose();
-      throw new LlamaCppError(`${path}: llama.cpp cannot create a context: ${(e as Error).message}`);
+      const adapters = opts.lora?.length ? ` with the LoRA adapter(s) ${opts.lora.map((a) => a.path).join(", ")}` : "";
+      throw new LlamaCppError(`${path}: llama.cpp cannot create a context${adapters}: ${(e as Error).message}`);
     }
   }
 

@@ -7,19 +7,33 @@
  *  - llama.* hyper-parameters: context, embedding, feed-forward lengths, block count, head counts,
  *    key/value lengths, RoPE dimension count and base, RMSNorm epsilon, vocabulary size;
  *  - the tokenizer as llama.cpp's SentencePiece ("llama") vocabulary: a SentencePieceTokenizer as it
- *    was read, or the sandbox's CharTokenizer mapped onto it (see `charVocab`); a chat template as
- *    tokenizer.chat_template when there is one;
+ *    was read, or the sandbox's CharTokenizer mapped onto it (see `charVocab`); or a Hugging Face
+ *    byte-level BPE tokenizer.json as llama.cpp's "gpt2" vocabulary with the name of the matching
+ *    built-in pre-tokenizer (see `hfBpeVocab`); a chat template as tokenizer.chat_template when there
+ *    is one;
  *  - the tensors under llama.cpp's names, q/k rows permuted from Hugging Face's rotate-half RoPE order
  *    to ggml's interleaved order (`permuteQK`), no output.weight when embeddings are tied (llama.cpp
  *    then reuses token_embd). With F16, matrices are stored as F16 and vectors (norms, biases) stay F32,
  *    as llama.cpp's converter does: ggml adds and multiplies vectors in F32 only.
+ *
+ * And the export of LoRA adapters as llama.cpp LoRA adapter GGUFs (`exportLoraGguf`), with the
+ * conventions of llama.cpp's convert_lora_to_gguf.py and of its loader (llama-adapter.cpp):
+ *  - general.architecture "llama" (must equal the base model's), general.type "adapter",
+ *    adapter.type "lora", adapter.lora.alpha (float32); no hyper-parameters, no vocabulary;
+ *  - per adapted Linear, `<base tensor>.lora_a` holding A with PEFT's shape [r, in] and
+ *    `<base tensor>.lora_b` holding B [out, r] (ggml ne: a = (in, r), b = (r, out)), e.g.
+ *    blk.0.attn_q.weight.lora_a; llama.cpp computes W x + scale·alpha/r · B (A x), r = b's ne[0];
+ *  - the q/k RoPE row permutation applied to the base weights applies to the rows of lora_b of
+ *    attn_q and attn_k (the converter permutes the LoRA product, whose rows are B's); A is unchanged.
  */
 import type { LlamaConfig } from "../model/config.js";
 import type { LlamaParams } from "../model/params.js";
 import { toNamed } from "../model/params.js";
 import { CharTokenizer } from "../tokenizer/char.js";
+import { HfTokenizer } from "../tokenizer/hf.js";
 import { SentencePieceTokenizer, SpmTokenType } from "../tokenizer/sentencepiece.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { type LoraAdapter, loraTensors } from "../train/lora.js";
 import { writeFileAtomic } from "./atomic.js";
 import { GGML_TYPE_F16, GGML_TYPE_F32, GgufError, GgufType, hfToGgufName, permuteQK } from "./gguf.js";
 import { f32ToF16Array } from "./safetensors.js";
@@ -325,12 +339,147 @@ export function spmVocab(tok: SentencePieceTokenizer): SpmVocab {
   };
 }
 
+/**
+ * A byte-level BPE vocabulary as llama.cpp's "gpt2" tokenizer model reads it (convert_hf_to_gguf.py's
+ * layout): tokens in the byte-to-unicode form tokenizer.json keeps them, merges as "a b" strings,
+ * token types NORMAL, CONTROL (added special tokens), USER_DEFINED (added non-special tokens) and
+ * UNUSED (ids no token has), and `pre`, the name of llama.cpp's built-in pre-tokenizer.
+ */
+export interface BpeVocab {
+  pre: string;
+  tokens: string[];
+  types: Int32Array;
+  merges: string[];
+  bosId?: number;
+  eosId?: number;
+  unkId?: number;
+  padId?: number;
+  addBos: boolean;
+  addEos: boolean;
+}
+
+export type GgufVocab = SpmVocab | BpeVocab;
+
+const isBpe = (v: GgufVocab): v is BpeVocab => "merges" in v;
+
+/** Pre-tokenizer regexes of tokenizer.json files that llama.cpp implements under a name. */
+const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+const QWEN2_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | undefined => (v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : undefined);
+
+/** ByteLevel without a prefix space; `regex`: whether it splits with GPT-2's regex itself. */
+function isByteLevel(v: unknown, regex: boolean): boolean {
+  const o = obj(v);
+  return o?.type === "ByteLevel" && o.add_prefix_space !== true && (o.use_regex ?? true) === regex;
+}
+
+/**
+ * llama.cpp's name (tokenizer.ggml.pre) for a tokenizer.json pre-tokenizer, recognised by structure:
+ *  - "gpt-2": ByteLevel with GPT-2's regex (GPT-2, the byte-level BPE of many small models);
+ *  - "smollm": Digits (one per digit), then ByteLevel with GPT-2's regex (SmolLM, SmolLM2);
+ *  - "llama-bpe": Split on Llama 3's regex, then ByteLevel without regex (Llama 3.x);
+ *  - "qwen2": Split on Qwen2's regex (digits one by one), then ByteLevel without regex (Qwen2, Qwen2.5).
+ * Undefined for anything else.
+ */
+export function llamaCppPreTokenizer(pre: unknown): string | undefined {
+  if (isByteLevel(pre, true)) return "gpt-2";
+  const o = obj(pre);
+  const seq = o?.type === "Sequence" && Array.isArray(o.pretokenizers) ? (o.pretokenizers as unknown[]) : undefined;
+  if (seq?.length !== 2) return undefined;
+  const [first, second] = seq.map(obj);
+  if (first?.type === "Digits" && first.individual_digits === true && isByteLevel(second, true)) return "smollm";
+  if (first?.type === "Split" && isByteLevel(second, false) && first.behavior === "Isolated" && first.invert !== true) {
+    const regex = obj(first.pattern)?.Regex;
+    if (regex === LLAMA3_SPLIT) return "llama-bpe";
+    if (regex === QWEN2_SPLIT) return "qwen2";
+  }
+  return undefined;
+}
+
+/**
+ * The byte-level BPE vocabulary of a Hugging Face tokenizer.json for llama.cpp, refusing, with the
+ * field named, what llama.cpp would tokenize differently: a model other than BPE, byte fallback,
+ * subword prefixes or suffixes, a normalizer other than none or NFC (llama.cpp applies none; text
+ * already in NFC tokenizes the same), a pre-tokenizer llama.cpp has no built-in equivalent of, a
+ * decoder other than ByteLevel, ignore_merges other than llama.cpp's choice for that pre-tokenizer.
+ *
+ * Detokenizing, llama.cpp cleans up spaces before punctuation for "gpt-2" and "llama-bpe" and not for
+ * "smollm" and "qwen2" whatever tokenizer_config.json's clean_up_tokenization_spaces says (GGUF has
+ * no key for it); token ids, and so everything srlm computes, are unaffected.
+ */
+export function hfBpeVocab(tok: HfTokenizer): BpeVocab {
+  const fail = (what: string): never => {
+    throw new GgufError(`${tok.source}: tokenizer.json ${what}; llama.cpp could not tokenize like it, so it is not exported`);
+  };
+  const j = tok.json;
+  const model = obj(j.model);
+  if (model?.type !== "BPE") fail(`model type is ${JSON.stringify(model?.type ?? null)}, not "BPE"`);
+  const m = model as Obj;
+  if (m.byte_fallback === true) fail("model.byte_fallback is true (SentencePiece-style BPE)");
+  for (const k of ["continuing_subword_prefix", "end_of_word_suffix"]) {
+    if (m[k] !== null && m[k] !== undefined && m[k] !== "") fail(`model.${k} is ${JSON.stringify(m[k])}`);
+  }
+  if (m.dropout !== null && m.dropout !== undefined && m.dropout !== 0) fail(`model.dropout is ${JSON.stringify(m.dropout)}`);
+  const norm = obj(j.normalizer);
+  if (norm && norm.type !== "NFC") fail(`normalizer ${JSON.stringify(norm.type)} is not supported (only none or NFC)`);
+  const pre = llamaCppPreTokenizer(j.pre_tokenizer);
+  if (!pre) {
+    fail(
+      `pre_tokenizer ${JSON.stringify(j.pre_tokenizer).slice(0, 200)} is none that llama.cpp implements (srlm recognises GPT-2's ByteLevel, SmolLM's Digits + ByteLevel, Llama 3's and Qwen2's Split + ByteLevel)`,
+    );
+  }
+  if (!isByteLevel(j.decoder, true) && !isByteLevel(j.decoder, false))
+    fail(`decoder ${JSON.stringify(obj(j.decoder)?.type ?? null)} is not ByteLevel`);
+  const ignoreMerges = m.ignore_merges === true;
+  if (ignoreMerges !== (pre === "llama-bpe")) {
+    fail(`model.ignore_merges is ${ignoreMerges}, but llama.cpp's "${pre}" pre-tokenizer implies ${pre === "llama-bpe"}`);
+  }
+
+  const V = tok.vocabSize;
+  const tokens: (string | undefined)[] = new Array(V);
+  const types = new Int32Array(V).fill(SpmTokenType.UNUSED);
+  const vocab = obj(m.vocab) ?? fail("model.vocab is not an object");
+  for (const [text, id] of Object.entries(vocab)) {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= V)
+      fail(`model.vocab gives "${text}" the id ${JSON.stringify(id)}`);
+    tokens[id as number] = text;
+    types[id as number] = SpmTokenType.NORMAL;
+  }
+  for (const a of Array.isArray(j.added_tokens) ? (j.added_tokens as Obj[]) : []) {
+    const id = a.id as number;
+    if (!Number.isInteger(id) || id < 0 || id >= V || typeof a.content !== "string")
+      fail(`added_tokens has the entry ${JSON.stringify(a)}`);
+    tokens[id] = a.content as string;
+    types[id] = a.special === true ? SpmTokenType.CONTROL : SpmTokenType.USER_DEFINED;
+  }
+  const merges = (Array.isArray(m.merges) ? (m.merges as unknown[]) : fail("model.merges is not a list")).map((x, i) => {
+    if (typeof x === "string" && x.indexOf(" ", 1) > 0) return x;
+    if (Array.isArray(x) && x.length === 2 && x.every((p) => typeof p === "string" && !p.includes(" "))) return `${x[0]} ${x[1]}`;
+    return fail(`model.merges[${i}] is ${JSON.stringify(x)}, not "a b" or ["a", "b"]`);
+  });
+  return {
+    pre: pre as string,
+    tokens: tokens.map((t, i) => t ?? `[PAD${i}]`),
+    types,
+    merges,
+    bosId: tok.bosId,
+    eosId: tok.eosId,
+    unkId: tok.unkId,
+    padId: tok.padToken !== undefined ? tok.padId : undefined,
+    addBos: tok.addBos,
+    addEos: false,
+  };
+}
+
 /** The vocabulary of a tokenizer srlm can export; other tokenizers are refused by name. */
-export function vocabOf(tok: Tokenizer): SpmVocab {
+export function vocabOf(tok: Tokenizer): GgufVocab {
   if (tok instanceof CharTokenizer) return charVocab(tok);
   if (tok instanceof SentencePieceTokenizer) return spmVocab(tok);
+  if (tok instanceof HfTokenizer) return hfBpeVocab(tok);
   throw new GgufError(
-    `GGUF export supports the character tokenizer and SentencePiece vocabularies read from GGUF; a ${tok.constructor.name} cannot be exported yet`,
+    `GGUF export supports the character tokenizer, SentencePiece vocabularies read from GGUF and byte-level BPE tokenizer.json files; a ${tok.constructor.name} cannot be exported yet`,
   );
 }
 
@@ -339,26 +488,35 @@ export function vocabOf(tok: Tokenizer): SpmVocab {
  * embedding is larger than the tokenizer: "[PAD<i>]" tokens of type UNUSED (never produced by the
  * tokenizer or the detokenizer). A tokenizer larger than the embedding is an error.
  */
-function padVocab(v: SpmVocab, rows: number): SpmVocab {
+function padVocab<T extends GgufVocab>(v: T, rows: number): T {
   const n = v.tokens.length;
   if (n > rows) throw new GgufError(`the tokenizer has ${n} tokens but the model's embedding only ${rows} rows`);
   if (n === rows) return v;
   const tokens = [...v.tokens];
-  const scores = new Float32Array(rows);
-  scores.set(v.scores);
   const types = new Int32Array(rows).fill(SpmTokenType.UNUSED);
   types.set(v.types);
   for (let i = n; i < rows; i++) tokens.push(`[PAD${i}]`);
+  if (isBpe(v)) return { ...v, tokens, types };
+  const scores = new Float32Array(rows);
+  scores.set(v.scores);
   return { ...v, tokens, scores, types };
 }
 
-function vocabKvs(v: SpmVocab): GgufKv[] {
-  const kvs: GgufKv[] = [
-    kvString("tokenizer.ggml.model", "llama"),
-    kvStrings("tokenizer.ggml.tokens", v.tokens),
-    kvF32s("tokenizer.ggml.scores", v.scores),
-    kvI32s("tokenizer.ggml.token_type", v.types),
-  ];
+function vocabKvs(v: GgufVocab): GgufKv[] {
+  const kvs: GgufKv[] = isBpe(v)
+    ? [
+        kvString("tokenizer.ggml.model", "gpt2"),
+        kvString("tokenizer.ggml.pre", v.pre),
+        kvStrings("tokenizer.ggml.tokens", v.tokens),
+        kvI32s("tokenizer.ggml.token_type", v.types),
+        kvStrings("tokenizer.ggml.merges", v.merges),
+      ]
+    : [
+        kvString("tokenizer.ggml.model", "llama"),
+        kvStrings("tokenizer.ggml.tokens", v.tokens),
+        kvF32s("tokenizer.ggml.scores", v.scores),
+        kvI32s("tokenizer.ggml.token_type", v.types),
+      ];
   const ids: [string, number | undefined][] = [
     ["tokenizer.ggml.bos_token_id", v.bosId],
     ["tokenizer.ggml.eos_token_id", v.eosId],
@@ -366,11 +524,8 @@ function vocabKvs(v: SpmVocab): GgufKv[] {
     ["tokenizer.ggml.padding_token_id", v.padId],
   ];
   for (const [key, id] of ids) if (id !== undefined) kvs.push(kvU32(key, id));
-  kvs.push(
-    kvBool("tokenizer.ggml.add_bos_token", v.addBos),
-    kvBool("tokenizer.ggml.add_eos_token", v.addEos),
-    kvBool("tokenizer.ggml.add_space_prefix", v.addSpacePrefix),
-  );
+  kvs.push(kvBool("tokenizer.ggml.add_bos_token", v.addBos), kvBool("tokenizer.ggml.add_eos_token", v.addEos));
+  if (!isBpe(v)) kvs.push(kvBool("tokenizer.ggml.add_space_prefix", v.addSpacePrefix));
   return kvs;
 }
 
@@ -444,4 +599,57 @@ export async function exportLlamaGguf(path: string, input: LlamaGgufInput, opts:
     throw e instanceof GgufError && !e.message.startsWith(path) ? new GgufError(`${path}: ${e.message}`) : e;
   }
   return writeGguf(path, kvs, llamaGgufTensors(input.config, input.params, type));
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA adapter → GGUF adapter
+// ---------------------------------------------------------------------------------------------
+
+export interface LoraGgufInput {
+  /** The base model's config (the adapter is checked against it; the q/k permutation needs its heads). */
+  config: LlamaConfig;
+  adapter: LoraAdapter;
+  /** general.name (default "srlm-lora"). */
+  name?: string;
+}
+
+/** The metadata of a llama.cpp LoRA adapter GGUF. */
+export function loraGgufMetadata(input: LoraGgufInput, type: GgufExportType): GgufKv[] {
+  return [
+    kvString("general.architecture", "llama"),
+    kvString("general.type", "adapter"),
+    kvString("general.name", input.name ?? "srlm-lora"),
+    kvU32("general.file_type", type === "f16" ? 1 : 0),
+    kvString("adapter.type", "lora"),
+    kvF32("adapter.lora.alpha", input.adapter.config.alpha),
+  ];
+}
+
+/** The adapter's tensors under llama.cpp's names: `<base>.lora_a` = A [r, in], `<base>.lora_b` = B [out, r], q/k rows of B permuted. */
+export function loraGgufTensors(config: LlamaConfig, adapter: LoraAdapter, type: GgufExportType): GgufTensorOut[] {
+  const r = adapter.config.r;
+  return loraTensors(config, adapter).map((t) => {
+    const m = /^base_model\.model\.(model\.layers\.\d+\..+)\.lora_([AB])\.weight$/.exec(t.name);
+    const base = m ? hfToGgufName(`${m[1]}.weight`) : undefined;
+    if (!m || !base) throw new GgufError(`GGUF adapter export: no llama.cpp name for LoRA tensor "${t.name}"`);
+    let data = t.data;
+    if (m[2] === "B" && /\.attn_[qk]\.weight$/.test(base)) {
+      data = permuteQK(data, base.endsWith("attn_q.weight") ? config.nHeads : config.nKvHeads, r);
+    }
+    return { name: `${base}.lora_${m[2].toLowerCase()}`, shape: t.shape, data, type: type === "f16" ? GGML_TYPE_F16 : GGML_TYPE_F32 };
+  });
+}
+
+/** Export a LoRA adapter as a llama.cpp LoRA adapter GGUF for the llama-architecture GGUF of its base. Returns the file size. */
+export async function exportLoraGguf(path: string, input: LoraGgufInput, opts: { type?: GgufExportType } = {}): Promise<number> {
+  const type = opts.type ?? "f32";
+  if (type !== "f32" && type !== "f16")
+    throw new GgufError(`${path}: GGUF export type must be "f32" or "f16", got ${JSON.stringify(type)}`);
+  let tensors: GgufTensorOut[];
+  try {
+    tensors = loraGgufTensors(input.config, input.adapter, type);
+  } catch (e) {
+    throw new GgufError(`${path}: ${(e as Error).message}`);
+  }
+  return writeGguf(path, loraGgufMetadata(input, type), tensors);
 }

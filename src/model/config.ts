@@ -27,7 +27,7 @@ export interface LlamaConfig {
   maxSeqLen: number;
   /** lm_head shares the embedding matrix (HF `tie_word_embeddings`); small models save parameters. */
   tieEmbeddings: boolean;
-  /** Bias on q/k/v projections, as in Qwen2 (HF `attention_bias`, implied by model_type qwen2). */
+  /** Bias on q/k/v projections, as in Qwen2 (HF: model_type "qwen2"). */
   qkvBias: boolean;
 }
 
@@ -124,18 +124,58 @@ export function toHfConfig(c: LlamaConfig): Record<string, unknown> {
   };
 }
 
-/** Our config from an HF config.json object; `source` names the file in errors. */
+/** rope_scaling / rope_parameters.rope_type values that mean plain RoPE. */
+const PLAIN_ROPE = new Set(["default", "none"]);
+
+/**
+ * Our config from an HF config.json object; `source` names the file in errors. Accepts the
+ * `llama` (Llama 1–3 without RoPE scaling, SmolLM, TinyLlama), `qwen2` and `mistral` model types, and
+ * refuses, naming the field, what the builtin decoder does not compute: a bias on o_proj or the MLP
+ * (`attention_bias` on llama/mistral, `mlp_bias`), sliding-window attention that can take effect
+ * (Qwen2's `use_sliding_window`, Mistral's `sliding_window` below max_position_embeddings), RoPE
+ * scaling, another activation.
+ */
 export function fromHfConfig(hf: Record<string, unknown>, source = "config.json"): LlamaConfig {
   const modelType = String(hf.model_type ?? "llama");
   const known = ["llama", "qwen2", "mistral"];
-  if (!known.includes(modelType)) {
-    throw new ConfigError(`${source}: model_type "${modelType}" is not supported (supported: ${known.join(", ")})`);
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${source}: ${msg}`);
+  };
+  if (!known.includes(modelType)) fail(`model_type "${modelType}" is not supported (supported: ${known.join(", ")})`);
+  if (hf.hidden_act !== undefined && hf.hidden_act !== "silu") fail(`hidden_act "${String(hf.hidden_act)}" is not supported (only "silu")`);
+  // transformers ≥ 5 keeps rope_theta (and the scaling type) in rope_parameters.
+  const rp = hf.rope_parameters;
+  let ropeTheta = hf.rope_theta;
+  if (rp !== undefined && rp !== null) {
+    if (typeof rp !== "object" || Array.isArray(rp)) fail(`rope_parameters must be an object, got ${JSON.stringify(rp)}`);
+    const r = rp as Record<string, unknown>;
+    const type = r.rope_type ?? r.type ?? "default";
+    if (!PLAIN_ROPE.has(String(type))) fail(`rope_parameters.rope_type "${String(type)}" (RoPE scaling) is not supported yet`);
+    ropeTheta ??= r.rope_theta;
   }
-  if (hf.hidden_act !== undefined && hf.hidden_act !== "silu") {
-    throw new ConfigError(`${source}: hidden_act "${String(hf.hidden_act)}" is not supported (only "silu")`);
+  const rs = hf.rope_scaling;
+  if (rs !== undefined && rs !== null) {
+    const type = typeof rs === "object" ? ((rs as Record<string, unknown>).rope_type ?? (rs as Record<string, unknown>).type) : undefined;
+    if (!PLAIN_ROPE.has(String(type))) fail(`rope_scaling ${JSON.stringify(rs)} is not supported yet (only plain RoPE)`);
   }
-  if (hf.rope_scaling != null) {
-    throw new ConfigError(`${source}: rope_scaling is not supported yet`);
+  if (hf.mlp_bias === true) fail("mlp_bias: true (a bias on the MLP projections) is not supported");
+  if (modelType === "qwen2") {
+    // Qwen2 puts bias on q/k/v only, whatever attention_bias says; sliding windows on layers ≥ max_window_layers.
+    const layers = Number(hf.num_hidden_layers);
+    const from = typeof hf.max_window_layers === "number" ? hf.max_window_layers : 0;
+    if (hf.use_sliding_window === true && from < layers) {
+      fail(`use_sliding_window: true (sliding-window attention from layer ${from}, window ${String(hf.sliding_window)}) is not supported`);
+    }
+  } else {
+    // Llama/Mistral's attention_bias puts a bias on o_proj as well as on q/k/v.
+    if (hf.attention_bias === true) {
+      fail(`attention_bias: true on a ${modelType} model (a bias on q/k/v and o_proj) is not supported; only Qwen2's q/k/v bias is`);
+    }
+    const win = hf.sliding_window;
+    const maxPos = typeof hf.max_position_embeddings === "number" ? hf.max_position_embeddings : 2048;
+    if (typeof win === "number" && win < maxPos) {
+      fail(`sliding_window ${win} < max_position_embeddings ${maxPos} (sliding-window attention) is not supported`);
+    }
   }
   return llamaConfig(
     {
@@ -146,11 +186,11 @@ export function fromHfConfig(hf: Record<string, unknown>, source = "config.json"
       nKvHeads: hf.num_key_value_heads ?? undefined,
       headDim: hf.head_dim ?? undefined,
       hiddenDim: hf.intermediate_size,
-      ropeTheta: hf.rope_theta ?? 10000,
+      ropeTheta: ropeTheta ?? 10000,
       normEps: hf.rms_norm_eps ?? 1e-6,
       maxSeqLen: hf.max_position_embeddings ?? 2048,
       tieEmbeddings: hf.tie_word_embeddings ?? false,
-      qkvBias: modelType === "qwen2" ? true : (hf.attention_bias ?? false),
+      qkvBias: modelType === "qwen2",
     },
     source,
   );

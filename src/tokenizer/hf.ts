@@ -63,7 +63,12 @@ export class HfTokenizer implements Tokenizer {
   /** The parsed tokenizer_config.json ({} when absent). */
   readonly config: Record<string, unknown>;
   readonly lib: HfLibTokenizer;
-  private readonly cleanUpSpaces: boolean;
+  /** The parsed tokenizer.json (for exporters that need its model, merges and pre-tokenizer). */
+  readonly json: Record<string, unknown>;
+  /** Names the tokenizer in errors (the folder or file it came from). */
+  readonly source: string;
+  /** clean_up_tokenization_spaces as `decode` applies it. */
+  readonly cleanUpSpaces: boolean;
 
   /**
    * @param tokenizerJson parsed tokenizer.json
@@ -78,6 +83,8 @@ export class HfTokenizer implements Tokenizer {
       throw new Error(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
     }
     this.config = tokenizerConfig;
+    this.json = tokenizerJson;
+    this.source = source;
     let maxId = -1;
     for (const id of this.lib.get_vocab(true).values()) if (id > maxId) maxId = id;
     if (maxId < 0) throw new Error(`${source}: the vocabulary is empty`);

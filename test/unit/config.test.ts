@@ -47,6 +47,47 @@ test("HF config.json round trip, Qwen2 implies q/k/v bias, unsupported fields re
   assert.throws(() => fromHfConfig({ ...llama, model_type: "gpt2" }), /config.json: model_type "gpt2" is not supported/);
   assert.throws(() => fromHfConfig({ ...llama, hidden_act: "gelu" }), /hidden_act "gelu"/);
   assert.throws(() => fromHfConfig({ ...llama, rope_scaling: { type: "linear", factor: 2 } }), /rope_scaling/);
+  // plain RoPE spelled out, and transformers 5's rope_parameters
+  assert.equal(
+    fromHfConfig({ ...llama, rope_scaling: { rope_type: "default" } }).ropeTheta,
+    llama.rope_theta,
+    "rope_type default is plain RoPE",
+  );
+  const { rope_theta: _t, ...noTheta } = llama;
+  assert.equal(
+    fromHfConfig({ ...noTheta, rope_parameters: { rope_theta: 5e5, rope_type: "default" } }).ropeTheta,
+    5e5,
+    "rope_parameters.rope_theta",
+  );
+  assert.throws(
+    () => fromHfConfig({ ...noTheta, rope_parameters: { rope_theta: 5e5, rope_type: "yarn" } }),
+    /rope_parameters.rope_type "yarn"/,
+    "scaled RoPE refused",
+  );
+  // what the decoder does not compute is refused by field
+  assert.throws(
+    () => fromHfConfig({ ...llama, attention_bias: true }),
+    /attention_bias: true.*o_proj/,
+    "llama attention_bias includes o_proj",
+  );
+  assert.equal(
+    fromHfConfig({ ...llama, model_type: "qwen2", attention_bias: false }).qkvBias,
+    true,
+    "qwen2 has q/k/v bias whatever attention_bias says",
+  );
+  assert.throws(() => fromHfConfig({ ...llama, mlp_bias: true }), /mlp_bias/, "MLP bias refused");
+  assert.throws(() => fromHfConfig({ ...llama, model_type: "mistral", sliding_window: 16 }), /sliding_window 16/, "mistral window refused");
+  assert.equal(fromHfConfig({ ...llama, model_type: "mistral", sliding_window: null }).qkvBias, false, "mistral without a window loads");
+  assert.throws(
+    () => fromHfConfig({ ...llama, model_type: "qwen2", use_sliding_window: true, max_window_layers: 0 }),
+    /use_sliding_window/,
+    "qwen2 window refused",
+  );
+  assert.equal(
+    fromHfConfig({ ...llama, model_type: "qwen2", use_sliding_window: true, max_window_layers: llama.num_hidden_layers }).qkvBias,
+    true,
+    "a window on no layer (max_window_layers ≥ layers) changes nothing",
+  );
 });
 
 test("parameter count agrees with the tensors", () => {
