@@ -37,7 +37,68 @@ export const SelfInstructSchema = z
   })
   .strict();
 
-export const RunConfigSchema = z
+/** The methods `method:` selects (DESIGN §2; docs/methods.md). */
+export const METHODS = ["sr", "control", "spin", "cream", "scir", "meta", "temporal"] as const;
+export type Method = (typeof METHODS)[number];
+
+/** CREAM's settings (method `cream` only; src/pairs/cream.ts). */
+export const CreamSchema = z
+  .object({
+    /**
+     * The reward both rankings use. `judge` (default, ours): the mean judge score, so CREAM differs from
+     * SR only by its soft labels; the previous ranking is M_{t−1} judging M_t's candidates. `implicit`
+     * (the paper's reference code): the DPO implicit reward log π_k − log π_{k−1} (M1: its
+     * length-normalised log-likelihood). In both, iteration 1's previous ranking is M1's length-normalised
+     * log-likelihood (the run has no M0).
+     */
+    reward: z.enum(["judge", "implicit"]).default("judge"),
+    /** `dyn`: each pair's own C (the paper's consistency_dyn); `avg`: the iteration's mean C (consistency_avg). Default dyn. */
+    consistency: z.enum(["dyn", "avg"]).default("dyn"),
+  })
+  .strict();
+
+/** SCIR's settings (method `scir` only; src/pairs/scir.ts). */
+export const ScirSchema = z
+  .object({
+    /** τ_J of the judge's preference probability σ((s_c − s_r)/τ_J). Default 1 (ours). */
+    judge_temperature: z.number().positive().default(1),
+    /** λ_c: weight of the symmetric KL between the judge's and the implicit reward's probabilities. Default 1 (ours). */
+    consistency_weight: z.number().min(0).default(1),
+    /** λ_h: weight of the implicit probability's entropy (towards confidence). Default 0.1 (ours). */
+    confidence_weight: z.number().min(0).default(0.1),
+  })
+  .strict();
+
+/** Meta-Rewarding's settings (method `meta` only; src/pairs/meta.ts). */
+export const MetaSchema = z
+  .object({
+    /**
+     * Length control ρ ∈ [0, 1]: chosen = the shortest candidate with reward ≥ S_max − ρ(S_max − S_min).
+     * Default 0 (only best-scored answers compete; length breaks their ties). The paper tunes ρ per run.
+     */
+    rho: z.number().min(0).max(1).default(0),
+    /**
+     * `consistent` (default): a meta-judge verdict counts only if both orders name the same judgement
+     * (the sandbox M1 never learned the meta-judge form, so position bias is expected). `votes`: a single
+     * parsed order suffices when the other fails to parse.
+     */
+    verdicts: z.enum(["consistent", "votes"]).default("consistent"),
+    /** Most tokens of a meta-judge verdict (`better: 1`). Default 12. */
+    max_new_tokens: int(1).default(12),
+  })
+  .strict();
+
+/** Temporal SR's settings (method `temporal` only; src/pairs/temporal.ts). */
+export const TemporalSchema = z
+  .object({
+    /** Chosen from the future model's candidates only (`future`, default) or from their union with M_t's (`union`). */
+    future_from: z.enum(["future", "union"]).default("future"),
+  })
+  .strict();
+
+const methodBlocks = { cream: CreamSchema, scir: ScirSchema, meta: MetaSchema, temporal: TemporalSchema } as const;
+
+const RunConfigObject = z
   .object({
     /** The preset this config started from (informational; `preset:` in a file selects the base). */
     preset: z.string().optional(),
@@ -46,10 +107,20 @@ export const RunConfigSchema = z
     /** Self-rewarding iterations T (M1 → M_{T+1}). Paper: 3. */
     iterations: int(0).default(3),
     /**
-     * `sr`: vanilla Self-Rewarding. `control`: the same generation, judging and mixed-in SFT steps
-     * with the preference term switched off — what self-rewarding must beat (DESIGN §4).
+     * `sr`: vanilla Self-Rewarding (Yuan et al. 2024). `control`: the same generation, judging and
+     * mixed-in SFT steps with the preference term switched off — what self-rewarding must beat (DESIGN §4).
+     * The successors (docs/methods.md): `spin` (chosen = the reference answer, rejected = the model's;
+     * Chen et al. 2024), `cream` (soft-label DPO weighted by ranking consistency with the previous model;
+     * Wang et al. 2024), `scir` (judge and implicit reward must agree, plus a consistency penalty),
+     * `meta` (Meta-Rewarding: judge pairs from a meta-judge, length control; Wu et al. 2024), `temporal`
+     * (anchored rejection from M1, future-guided chosen). Default sr.
      */
-    method: z.enum(["sr", "control"]).default("sr"),
+    method: z.enum(METHODS).default("sr"),
+    /** Method settings; each block is filled with its defaults for its own method only (so other runs' resolved configs do not change). */
+    cream: CreamSchema.optional(),
+    scir: ScirSchema.optional(),
+    meta: MetaSchema.optional(),
+    temporal: TemporalSchema.optional(),
     /** M1: built in the sandbox from a sandbox preset (src/sandbox/preset.ts). */
     model: z
       .object({
@@ -142,7 +213,41 @@ export const RunConfigSchema = z
       .default({ samples: 4 }),
   })
   .strict()
+  .transform((c) => {
+    if (!(c.method in methodBlocks) || c[c.method as keyof typeof methodBlocks] !== undefined) return c;
+    // The block goes right after `method`, where a parse of config.resolved.yaml puts it: --resume
+    // compares the resolved YAML text, key order included.
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(c)) {
+      out[k] = v;
+      if (k === "method") out[c.method] = methodBlocks[c.method as keyof typeof methodBlocks].parse({});
+    }
+    return out as typeof c;
+  })
   .superRefine((c, ctx) => {
+    for (const name of Object.keys(methodBlocks)) {
+      if (c.method !== name && c[name as keyof typeof methodBlocks] !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `the ${name} block applies only to method "${name}" (method is "${c.method}")`,
+        });
+      }
+    }
+    if (c.method === "cream" && c.dpo.loss_type !== "soft_label") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dpo", "loss_type"],
+        message: `method "cream" trains with the soft-label loss: dpo.loss_type must be "soft_label" (got "${c.dpo.loss_type}")`,
+      });
+    }
+    if (c.method !== "cream" && c.dpo.loss_type === "soft_label") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dpo", "loss_type"],
+        message: '"soft_label" needs per-pair labels, which only method "cream" makes',
+      });
+    }
     if (c.prompts.source === "file" && !c.prompts.path) {
       ctx.addIssue({
         code: "custom",
@@ -158,6 +263,16 @@ export const RunConfigSchema = z
       });
     }
   });
+
+/**
+ * CREAM's loss is the soft-label DPO loss: a cream config that names no dpo.loss_type gets
+ * "soft_label" written in (so config.resolved.yaml says what ran); naming another one is an error.
+ */
+export const RunConfigSchema = z.preprocess((raw) => {
+  if (!isPlain(raw) || raw.method !== "cream") return raw;
+  const dpo = isPlain(raw.dpo) ? raw.dpo : {};
+  return dpo.loss_type === undefined ? { ...raw, dpo: { ...dpo, loss_type: "soft_label" } } : raw;
+}, RunConfigObject);
 
 export type RunConfig = z.output<typeof RunConfigSchema>;
 

@@ -8,8 +8,9 @@
  *     prompts.jsonl                         this iteration's prompts
  *     self_instruct.jsonl, .json            source self_instruct: each instruction M_t wrote with its verdict; the counts
  *     candidates.jsonl                      N sampled answers per prompt (with gold scores in the sandbox)
- *     judgements.jsonl                      K judgements per candidate, their parsed score or null
- *     pairs.jsonl, pairs_stats.json         best vs worst per prompt (TRL conversational format + scores)
+ *     judgements.jsonl                      K judgements per candidate, their parsed score or null (not for spin)
+ *     (method files)                        what a successor computes beyond SR (methods.ts lists them)
+ *     pairs.jsonl, pairs_stats.json         the method's pairs (TRL conversational format + scores), their stats
  *     train/                                DPO (+ seed rows) from M_t, reference M_t; train/final = M_{t+1}
  *     eval.json                             M_{t+1} on the held-out prompts
  *   metrics.jsonl                           one flat line per model (rebuilt from the files above)
@@ -20,31 +21,30 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { Kernels } from "../engine/kernels.js";
-import { pairwiseAccuracy } from "../eval/metrics.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { readJsonl, writeJsonl } from "../io/jsonl.js";
-import { parseScore } from "../judge/parse.js";
 import { generate } from "../model/generate.js";
 import type { LlamaModel } from "../model/llama.js";
-import { bestVsWorst, countOutcomes, meanReward, type PairOutcome } from "../pairs/sr.js";
-import { firstDifference } from "../pairs/truncate.js";
 import { progress as progressBar } from "../run/progress.js";
 import { allFamilies, familiesByName } from "../sandbox/families/index.js";
 import { buildM1 } from "../sandbox/pipeline.js";
 import { type SandboxPreset, preset as sandboxPreset } from "../sandbox/preset.js";
-import { dpoConfig } from "../train/config.js";
-import { tokenizePreference, tokenizeSft } from "../train/data.js";
-import { dpoMix } from "../train/dpo-mix.js";
 import { fullTrainable } from "../train/trainable.js";
 import { FINAL_DIR, loadWeights } from "../train/trainer.js";
 import { configYaml, deepMerge, type RunConfig, SelfInstructSchema } from "./config.js";
+import { judgesCandidates, type MethodContext, methodPairs } from "./methods.js";
+import type { PairRecord } from "./records.js";
 import { flatSandboxMetrics, sandboxWorld } from "./sandbox-world.js";
+import { exists, judgeStage, STAGE, type StageContext, sampleStage, seedOf, trainStage } from "./stages.js";
 import type { LoopPrompt, World } from "./world.js";
+
+export { pairsFromJudged } from "./pair-records.js";
+export type { Candidate, Judgement, PairRecord } from "./records.js";
 
 export interface LoopOptions {
   kernels: Kernels;
@@ -57,51 +57,11 @@ export interface LoopOptions {
   command?: string;
 }
 
-export interface Candidate {
-  prompt_id: string;
-  index: number;
-  text: string;
-  /** Σ log p of the sampled tokens, and their count. */
-  logprob: number;
-  tokens: number;
-  /** Gold score (sandbox). */
-  gold?: number;
-}
-
-export interface Judgement {
-  prompt_id: string;
-  candidate: number;
-  sample: number;
-  text: string;
-  /** The parsed score, or null when the judgement did not parse (counted, never guessed). */
-  score: number | null;
-}
-
-/** One line of pairs.jsonl: TRL's conversational preference format plus our fields. */
-export interface PairRecord {
-  prompt: { role: "user"; content: string }[];
-  chosen: { role: "assistant"; content: string }[];
-  rejected: { role: "assistant"; content: string }[];
-  prompt_id: string;
-  score_chosen: number;
-  score_rejected: number;
-  gold_chosen?: number;
-  gold_rejected?: number;
-  iteration: number;
-  method: string;
-}
-
 export interface LoopResult {
   runDir: string;
   metrics: Record<string, unknown>[];
   finalDir: string;
 }
-
-const exists = (p: string) =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
 
 /** What the report and compare call the run's kind of pairs. */
 export function modeOf(c: RunConfig): "judge" | "oracle" | "control" {
@@ -145,6 +105,8 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
   log(iterationLine(metrics[0]));
 
   let modelDir = join(m1Dir, "m1", FINAL_DIR);
+  // modelDirs[k]: where M_k's weights are (CREAM, SCIR and Temporal look back at earlier models).
+  const modelDirs: string[] = ["", modelDir];
   for (let t = 1; t <= cfg.iterations; t++) {
     const dir = join(runDir, `iter-${t}`);
     const trainDir = join(dir, "train");
@@ -152,6 +114,7 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       // The model this iteration ended with: its DPO output, or M_t itself when it had no pairs.
       const done = JSON.parse(await readFile(join(dir, "eval.json"), "utf8")) as { model_dir: string };
       modelDir = join(runDir, done.model_dir);
+      modelDirs[t + 1] = modelDir;
       continue;
     }
     // M_t: the weights the previous iteration ended with.
@@ -164,47 +127,44 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       times[key] = (times[key] ?? 0) + (performance.now() - t0) / 1000;
       return r;
     };
+    const stage: StageContext = { model, world, cfg, t, dir, show: showProgress, signal: o.signal };
 
     const prompts = await time("time/prompts_s", () => iterationPrompts(model, world, cfg, t, dir, showProgress, log, o.signal));
-    const candidates = await time("time/generate_s", () => sampleCandidates(model, world, cfg, t, prompts, dir, showProgress, o.signal));
+    const candidates = await time("time/generate_s", () =>
+      sampleStage(stage, prompts, { name: "candidates", stage: STAGE.candidates, label: "sample" }),
+    );
     const judgements =
-      cfg.judge.by === "model"
-        ? await time("time/judge_s", () => judgeCandidates(model, world, cfg, t, prompts, candidates, dir, showProgress, o.signal))
+      cfg.judge.by === "model" && judgesCandidates(cfg.method)
+        ? await time("time/judge_s", () =>
+            judgeStage(stage, prompts, candidates, { name: "judgements", stage: STAGE.judgements, label: "judge" }),
+          )
         : [];
-    const { pairs, stats } = await buildPairs(cfg, t, prompts, candidates, judgements, dir);
+    const { pairs, stats } = await buildPairs({
+      ...stage,
+      trainable,
+      modelDirs,
+      prompts,
+      candidates,
+      judgements,
+      log,
+      time,
+    });
 
     if (pairs.length > 0) {
-      await time("time/train_s", async () => {
-        const tok = world.tokenizer;
-        const seed = (await world.seedData()).map((r) => tokenizeSft(tok, r));
-        const byId = new Map(prompts.map((p) => [p.id, p]));
-        const full = pairs.map((pr) =>
-          tokenizePreference(tok, {
-            prompt: world.answerPrompt(byId.get(pr.prompt_id) as LoopPrompt),
-            chosen: pr.chosen[0].content,
-            rejected: pr.rejected[0].content,
-          }),
-        );
-        const data = cfg.pairs.truncate === "first_difference" ? full.flatMap((ex) => firstDifference(ex) ?? []) : full;
-        const dcfg = dpoConfig({ ...cfg.dpo, output_dir: trainDir, seed: cfg.seed * 1000 + t }, "run config dpo");
-        await dpoMix(
-          trainable,
-          data,
-          seed,
-          dcfg,
-          { rowsPerPair: cfg.mix.rows_per_pair, weight: cfg.mix.weight, preference: cfg.method !== "control" },
-          {
-            progress: showProgress,
-            signal: o.signal,
-          },
-        );
-      });
+      await time("time/train_s", () => trainStage({ ...stage, trainable }, prompts, pairs, trainDir, cfg.seed * 1000 + t));
       modelDir = join(trainDir, FINAL_DIR);
     } else if (prompts.length === 0) {
       log(`iteration ${t}: no prompts, so no pairs and no DPO step: M${t + 1} = M${t}`);
     } else {
-      log(`iteration ${t}: no pairs (${stats["pairs/ties_dropped"]} ties, ${stats["pairs/unjudged"]} unjudged): M${t + 1} = M${t}`);
+      const dropped = Object.entries(stats)
+        .filter(([k]) => k.startsWith("pairs/dropped_"))
+        .map(([k, v]) => `, ${v} ${k.slice("pairs/dropped_".length)}`)
+        .join("");
+      log(
+        `iteration ${t}: no pairs (${stats["pairs/ties_dropped"]} ties, ${stats["pairs/unjudged"]} unjudged${dropped}): M${t + 1} = M${t}`,
+      );
     }
+    modelDirs[t + 1] = modelDir;
 
     const ev = await time("time/eval_s", () =>
       world.evaluate(model, { samples: cfg.eval.samples, seed: cfg.seed, signal: o.signal, onProgress: stageBar(showProgress) }),
@@ -469,245 +429,17 @@ export function selfInstructMetrics(c: SelfInstructCounts): Record<string, numbe
   };
 }
 
-/**
- * Runs `work` over the prompts in chunks, each chunk's records saved in parts/ as it finishes, then
- * all of them in `<name>.jsonl`: a kill loses at most the chunk in flight. Chunk c's seed depends on
- * c only, so the records do not depend on where a run was interrupted.
- */
-async function chunked<R>(
-  dir: string,
-  name: string,
-  nPrompts: number,
-  chunkPrompts: number,
-  work: (start: number, end: number, chunk: number) => Promise<R[]>,
-): Promise<R[]> {
-  const path = join(dir, `${name}.jsonl`);
-  if (await exists(path)) return readJsonl<R>(path);
-  const parts = join(dir, "parts");
-  await mkdir(parts, { recursive: true });
-  const out: R[] = [];
-  for (let c = 0, start = 0; start < nPrompts; c++, start += chunkPrompts) {
-    const part = join(parts, `${name}-${String(c).padStart(4, "0")}.jsonl`);
-    if (await exists(part)) {
-      out.push(...(await readJsonl<R>(part)));
-      continue;
-    }
-    const recs = await work(start, Math.min(nPrompts, start + chunkPrompts), c);
-    await writeJsonl(part, recs);
-    out.push(...recs);
-  }
-  await writeJsonl(path, out);
-  for (const f of await readdir(parts)) if (f.startsWith(`${name}-`)) await rm(join(parts, f), { force: true });
-  return out;
-}
-
-/** A seed for (run seed, iteration, stage, chunk). */
-const seedOf = (seed: number, t: number, stage: number, chunk: number) =>
-  (((seed * 1_000_003 + t * 10_007 + stage * 101 + chunk) >>> 0) % 2_147_483_647) + 1;
-
-async function sampleCandidates(
-  model: LlamaModel,
-  world: World,
-  cfg: RunConfig,
-  t: number,
-  prompts: readonly LoopPrompt[],
-  dir: string,
-  show: boolean,
-  signal?: AbortSignal,
-): Promise<Candidate[]> {
-  const g = cfg.generate;
-  const bar = show ? progressBar(`iteration ${t}: sample`, prompts.length * g.n) : undefined;
-  let before = 0;
-  const out = await chunked<Candidate>(dir, "candidates", prompts.length, cfg.prompts.chunk, async (start, end, c) => {
-    const chunk = prompts.slice(start, end);
-    const res = await generate(
-      model,
-      world.tokenizer,
-      chunk.map((p) => world.answerPrompt(p)),
-      {
-        n: g.n,
-        temperature: g.temperature,
-        topP: g.top_p,
-        maxNewTokens: g.max_new_tokens,
-        seed: seedOf(cfg.seed, t, 1, c),
-        signal,
-        onProgress: (pr) => bar?.update(before + pr.samplesDone),
-      },
-    );
-    before += chunk.length * g.n;
-    return chunk.flatMap((p, i) =>
-      res[i].map((s, k) => {
-        const text = world.cleanAnswer(s.text);
-        const gold = world.gold(p, text);
-        return {
-          prompt_id: p.id,
-          index: k,
-          text,
-          logprob: s.logprob,
-          tokens: s.ids.length,
-          ...(gold !== undefined ? { gold } : {}),
-        };
-      }),
-    );
-  });
-  bar?.finish();
-  return out;
-}
-
-async function judgeCandidates(
-  model: LlamaModel,
-  world: World,
-  cfg: RunConfig,
-  t: number,
-  prompts: readonly LoopPrompt[],
-  candidates: readonly Candidate[],
-  dir: string,
-  show: boolean,
-  signal?: AbortSignal,
-): Promise<Judgement[]> {
-  const j = cfg.judge;
-  const byPrompt = groupBy(candidates, (c) => c.prompt_id);
-  const bar = show ? progressBar(`iteration ${t}: judge`, candidates.length * j.samples) : undefined;
-  let before = 0;
-  const out = await chunked<Judgement>(dir, "judgements", prompts.length, cfg.prompts.chunk, async (start, end, c) => {
-    const cands = prompts.slice(start, end).flatMap((p) => (byPrompt.get(p.id) ?? []).map((cand) => ({ p, cand })));
-    const res = await generate(
-      model,
-      world.tokenizer,
-      cands.map(({ p, cand }) => world.judgePrompt(p, cand.text)),
-      {
-        n: j.samples,
-        temperature: j.temperature,
-        topP: j.top_p,
-        maxNewTokens: j.max_new_tokens,
-        seed: seedOf(cfg.seed, t, 2, c),
-        signal,
-        onProgress: (pr) => bar?.update(before + pr.samplesDone),
-      },
-    );
-    before += cands.length * j.samples;
-    return cands.flatMap(({ p, cand }, i) =>
-      res[i].map((s, k) => {
-        const r = parseScore(s.text);
-        return { prompt_id: p.id, candidate: cand.index, sample: k, text: s.text, score: r.ok ? r.score : null };
-      }),
-    );
-  });
-  bar?.finish();
-  return out;
-}
-
-function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const x of xs) {
-    const k = key(x);
-    const list = m.get(k);
-    if (list) list.push(x);
-    else m.set(k, [x]);
-  }
-  return m;
-}
-
-async function buildPairs(
-  cfg: RunConfig,
-  t: number,
-  prompts: readonly LoopPrompt[],
-  candidates: readonly Candidate[],
-  judgements: readonly Judgement[],
-  dir: string,
-): Promise<{ pairs: PairRecord[]; stats: Record<string, number> }> {
-  const pairsPath = join(dir, "pairs.jsonl");
-  const statsPath = join(dir, "pairs_stats.json");
+/** pairs.jsonl and pairs_stats.json by the config's method (methods.ts), or as saved. */
+async function buildPairs(ctx: MethodContext): Promise<{ pairs: PairRecord[]; stats: Record<string, number> }> {
+  const pairsPath = join(ctx.dir, "pairs.jsonl");
+  const statsPath = join(ctx.dir, "pairs_stats.json");
   if ((await exists(pairsPath)) && (await exists(statsPath))) {
     return { pairs: await readJsonl<PairRecord>(pairsPath), stats: JSON.parse(await readFile(statsPath, "utf8")) };
   }
-  const r = pairsFromJudged(
-    { by: cfg.judge.by, minMargin: cfg.pairs.min_margin, iteration: t, method: cfg.method },
-    prompts,
-    candidates,
-    judgements,
-  );
+  const r = await methodPairs(ctx);
   await writeJsonl(pairsPath, r.pairs);
   await writeJsonAtomic(statsPath, r.stats);
   return r;
-}
-
-/**
- * Rewards per candidate (mean parsed judge score, or the gold score for oracle pairs), best vs worst
- * per prompt, and the diagnostics the loop reports: how often chosen is truly better, worse or equal
- * under gold, the chosen−rejected gold gap, parse failures, and the judge's pairwise accuracy on the
- * candidates it ranked. Pure: the loop writes the result.
- */
-export function pairsFromJudged(
-  o: { by: "model" | "gold"; minMargin: number; iteration: number; method: string },
-  prompts: readonly LoopPrompt[],
-  candidates: readonly Candidate[],
-  judgements: readonly Judgement[],
-): { pairs: PairRecord[]; stats: Record<string, number> } {
-  const cands = groupBy(candidates, (c) => c.prompt_id);
-  const judged = groupBy(judgements, (j) => `${j.prompt_id}\u0000${j.candidate}`);
-  const pairs: PairRecord[] = [];
-  const outcomes: PairOutcome[] = [];
-  const groups: { gold: number[]; judged: number[] }[] = [];
-  let better = 0;
-  let worse = 0;
-  let equal = 0;
-  let gap = 0;
-  let margin = 0;
-  const parseFailures = judgements.filter((j) => j.score === null).length;
-  for (const p of prompts) {
-    const cs = cands.get(p.id) ?? [];
-    const rewards = cs.map((c) =>
-      o.by === "gold"
-        ? (c.gold ?? Number.NaN)
-        : meanReward((judged.get(`${p.id}\u0000${c.index}`) ?? []).flatMap((j) => (j.score === null ? [] : [j.score]))),
-    );
-    if (cs.length > 0 && cs.every((c) => c.gold !== undefined)) groups.push({ gold: cs.map((c) => c.gold as number), judged: rewards });
-    const out = bestVsWorst(rewards, o.minMargin);
-    outcomes.push(out);
-    if (out.kind !== "pair") continue;
-    const ch = cs[out.chosen];
-    const rj = cs[out.rejected];
-    margin += out.margin;
-    if (ch.gold !== undefined && rj.gold !== undefined) {
-      const d = ch.gold - rj.gold;
-      gap += d;
-      if (d > 0) better++;
-      else if (d < 0) worse++;
-      else equal++;
-    }
-    pairs.push({
-      prompt: [{ role: "user", content: p.instruction }],
-      chosen: [{ role: "assistant", content: ch.text }],
-      rejected: [{ role: "assistant", content: rj.text }],
-      prompt_id: p.id,
-      score_chosen: rewards[out.chosen],
-      score_rejected: rewards[out.rejected],
-      ...(ch.gold !== undefined ? { gold_chosen: ch.gold, gold_rejected: rj.gold } : {}),
-      iteration: o.iteration,
-      method: o.method,
-    });
-  }
-  const counts = countOutcomes(outcomes);
-  const n = pairs.length;
-  const share = (x: number) => (n ? x / n : Number.NaN);
-  const withGold = candidates.filter((c) => c.gold !== undefined);
-  const stats: Record<string, number> = {
-    "pairs/count": counts.pairs,
-    "pairs/ties_dropped": counts.ties,
-    "pairs/unjudged": counts.unjudged,
-    "pairs/reward_margin": share(margin),
-    "pairs/gold_gap": share(gap),
-    "pairs/truly_better": share(better),
-    "pairs/truly_worse": share(worse),
-    "pairs/equal": share(equal),
-    "candidates/gold": withGold.length ? withGold.reduce((a, c) => a + (c.gold as number), 0) / withGold.length : Number.NaN,
-    "candidates/length": candidates.length ? candidates.reduce((a, c) => a + c.text.length, 0) / candidates.length : Number.NaN,
-    "judge/judgements": judgements.length,
-    "judge/parse_failures": judgements.length ? parseFailures / judgements.length : Number.NaN,
-    "judge/pairwise_candidates": o.by === "model" && groups.length ? pairwiseAccuracy(groups).accuracy : Number.NaN,
-  };
-  return { pairs, stats };
 }
 
 /** Means of the DPO metrics over the iteration's logged training lines (TRL names). */
@@ -727,6 +459,7 @@ async function trainStats(trainDir: string): Promise<Record<string, number>> {
     "logps/chosen",
     "logps/rejected",
     "nll/seed",
+    "scir/penalty",
   ];
   const out: Record<string, number> = {};
   for (const k of keys) {

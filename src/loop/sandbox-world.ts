@@ -11,7 +11,15 @@ import { readJsonl } from "../io/jsonl.js";
 import type { LlamaModel } from "../model/llama.js";
 import { type EftRecord, familyByName, generateTasks, type IftRecord, type NewTaskRecord, type SandboxTask } from "../sandbox/data.js";
 import { evaluateSandbox, type SandboxMetrics } from "../sandbox/evaluate.js";
-import { answerPrompt, judgePrompt, NEW_TASK_SHOTS, newTaskPrompt, sandboxTokenizer, sanitizeAnswer } from "../sandbox/forms.js";
+import {
+  answerPrompt,
+  judgePrompt,
+  metaJudgePrompt,
+  NEW_TASK_SHOTS,
+  newTaskPrompt,
+  sandboxTokenizer,
+  sanitizeAnswer,
+} from "../sandbox/forms.js";
 import { parseTask } from "../sandbox/parse.js";
 import { type Family, score } from "../sandbox/task.js";
 import type { EvalOptions, LoopPrompt, World } from "./world.js";
@@ -85,6 +93,14 @@ export async function sandboxWorld(families: readonly Family[], m1Dir: string): 
       if (p.family === undefined) return undefined;
       return score(familyByName(families, p.family), p.spec, answer).score;
     },
+    reference(p: LoopPrompt) {
+      if (p.family === undefined) return undefined;
+      const f = familyByName(families, p.family);
+      const answer = f.solve(p.spec);
+      // Fail closed: a "reference" that does not meet every criterion would teach a wrong answer as gold.
+      return answer !== undefined && score(f, p.spec, answer).score === 5 ? answer : undefined;
+    },
+    metaJudgePrompt: (p, answer, first, second) => metaJudgePrompt(p.instruction, answer, first, second),
     seedData: async () => [...ift, ...eft, ...newTask].map((r) => ({ prompt: r.prompt, completion: r.completion })),
     async evaluate(model: LlamaModel, o: EvalOptions) {
       const m = await evaluateSandbox(model, tok, families, evalTasks, {

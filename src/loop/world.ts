@@ -46,6 +46,16 @@ export interface World {
   fromInstructions(items: readonly { id: string; instruction: string }[]): LoopPrompt[];
   /** The gold score of `answer`, or undefined where no truth is known (e.g. an instruction no family parses). */
   gold(p: LoopPrompt, answer: string): number | undefined;
+  /**
+   * A gold (reference) answer of the prompt, or undefined where none is known (SPIN's chosen side).
+   * The sandbox solves the task from its spec and returns the answer only if it meets all five criteria.
+   */
+  reference(p: LoopPrompt): string | undefined;
+  /**
+   * Meta-Rewarding: the text the model continues with its verdict on two judgements of `answer`
+   * (`first` shown first), parsed by judge/parse.ts `parseVerdict`.
+   */
+  metaJudgePrompt(p: LoopPrompt, answer: string, first: string, second: string): string;
   /** Seed rows (prompt → completion) M1 was trained on; mixed into the DPO steps. */
   seedData(): Promise<{ prompt: string; completion: string }[]>;
   /** Held-out evaluation as flat `eval/…` metrics, and the full record to keep beside them. */

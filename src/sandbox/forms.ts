@@ -4,6 +4,8 @@
  *   answer    "<instruction>\n>"                 →  "<answer>"
  *   judge     "<instruction>\n><answer>\n?"      →  "<trace>\n<criterion bits>\nScore: <k>"
  *   new task  "new:<instruction>\n…new:"         →  "<instruction>"   (self-instruct, few-shot)
+ *   meta-judge "<instruction>\n><answer>\n?1:<judgement>\n?2:<judgement>\n!"  →  "better: 1|2"
+ *                                                   (Meta-Rewarding; M1 is never trained on it)
  *
  * The judge writes its verification trace first (local steps, see task.ts), then one bit per
  * criterion (`+` met, `-` not), then the score, which is the number of `+`: each step of the
@@ -38,6 +40,18 @@ export function answerPrompt(instruction: string): string {
 
 export function judgePrompt(instruction: string, answer: string): string {
   return `${instruction}\n>${answer}\n?`;
+}
+
+/**
+ * The meta-judge form (Meta-Rewarding, Wu et al. 2024): the model compares two of its judgements of the
+ * same answer and names the better, `better: 1` or `better: 2`. Each judgement is flattened to one line
+ * (sanitizeAnswer: line breaks and foreign characters become "#") so the form keeps its structure.
+ * Note: the sandbox's seed data holds no meta-judge records, so M1 never learned this form; its verdicts
+ * are whatever its answer/judge training makes of the prompt (the loop keeps only position-consistent
+ * verdicts by default, parsed fail-closed by judge/parse.ts `parseVerdict`).
+ */
+export function metaJudgePrompt(instruction: string, answer: string, first: string, second: string): string {
+  return `${instruction}\n>${answer}\n?1:${sanitizeAnswer(first)}\n?2:${sanitizeAnswer(second)}\n!`;
 }
 
 /** The gold judgement of `answer`: trace, criterion bits, score. */

@@ -52,6 +52,12 @@ export interface Family<S = unknown> {
    * answer meeting all five criteria). Never throws.
    */
   parse(instruction: string): S | undefined;
+  /**
+   * One answer meeting all five criteria for `spec` (the reference solver; deterministic), or undefined
+   * if the solver finds none. Used where a prompt arrives without its generated reference (SPIN's gold
+   * answer for loop prompts, which may come from a file or from self-instruct).
+   */
+  solve(spec: S): string | undefined;
 }
 
 export interface Scored {

@@ -26,6 +26,8 @@ export interface PreferenceExample {
   weight?: number;
   /** Soft label C ∈ [0, 1] for the CREAM loss (`soft_label`). */
   label?: number;
+  /** The judge's preference probability q ∈ (0, 1), target of SCIR's consistency penalty. */
+  judgeProb?: number;
 }
 
 /** One training row: ids and next-token targets (−1 = no loss), same length. */
@@ -56,7 +58,7 @@ export function tokenizeSft(tok: Tokenizer, ex: { prompt: string; completion: st
 /** Text preference example → ids, as tokenizeSft for each side. */
 export function tokenizePreference(
   tok: Tokenizer,
-  ex: { prompt: string; chosen: string; rejected: string; weight?: number; label?: number },
+  ex: { prompt: string; chosen: string; rejected: string; weight?: number; label?: number; judgeProb?: number },
 ): PreferenceExample {
   const prompt = tok.encode(ex.prompt, { addBos: true });
   return {
@@ -65,6 +67,7 @@ export function tokenizePreference(
     rejected: withEos(tok, ex.rejected),
     ...(ex.weight !== undefined ? { weight: ex.weight } : {}),
     ...(ex.label !== undefined ? { label: ex.label } : {}),
+    ...(ex.judgeProb !== undefined ? { judgeProb: ex.judgeProb } : {}),
   };
 }
 

@@ -140,6 +140,7 @@ export async function dpoMix(
       refRejected: ref.rejected[i],
       weight: ex.weight ?? 1,
       label: ex.label,
+      judgeProb: ex.judgeProb,
     },
     rows: assigned[i],
   }));

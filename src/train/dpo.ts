@@ -34,6 +34,8 @@ export interface DpoRow {
   refRejected: number;
   weight: number;
   label?: number;
+  /** SCIR: the judge's preference probability (the consistency penalty's target). */
+  judgeProb?: number;
 }
 
 export interface DpoResult extends TrainResult {
@@ -95,6 +97,7 @@ async function pairGroupStep(
       rejectedTokens: len.subarray(n),
       weights: pairs.map((p) => p.weight),
       labels: loss.lossType === "soft_label" ? pairs.map((p) => p.label ?? Number.NaN) : undefined,
+      judgeProbs: loss.consistency ? pairs.map((p) => p.judgeProb ?? Number.NaN) : undefined,
     },
     loss,
     denominator,
@@ -188,7 +191,15 @@ export async function dpo(
     throw new RangeError(`dpo: ${data.length} pairs but ${ref.chosen.length} / ${ref.rejected.length} reference log-probs`);
   }
   const rows = (d: readonly PreferenceExample[], c: LmRow[], r: LmRow[], rc: ArrayLike<number>, rr: ArrayLike<number>): DpoRow[] =>
-    d.map((ex, i) => ({ chosen: c[i], rejected: r[i], refChosen: rc[i], refRejected: rr[i], weight: ex.weight ?? 1, label: ex.label }));
+    d.map((ex, i) => ({
+      chosen: c[i],
+      rejected: r[i],
+      refChosen: rc[i],
+      refRejected: rr[i],
+      weight: ex.weight ?? 1,
+      label: ex.label,
+      judgeProb: ex.judgeProb,
+    }));
   const train = rows(data, chosen, rejected, ref.chosen, ref.rejected);
   let evalRows: DpoRow[] | undefined;
   if (opts.eval && opts.eval.length > 0) {

@@ -18,6 +18,10 @@
  *   uncertain pair (C = 0.5) pulls Δ to 0 instead of teaching a guess.
  * - RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization"): any of the above plus α times the
  *   per-token NLL of the chosen response, against the known drift of DPO that lowers the chosen likelihood too.
+ * - SCIR consistency penalty (ours, for the SCIR method; src/pairs/scir.ts): any of the above plus
+ *   λ_c·J(q, σ(x)) + λ_h·H(σ(x)), where q is the judge's preference probability of the pair, J the symmetric KL
+ *   (Jeffreys divergence) between the Bernoulli distributions of the judge and of the implicit reward, and H the
+ *   entropy of the implicit reward's Bernoulli (see `consistencyPenalty`).
  */
 
 export type DpoLossType = "sigmoid" | "ipo" | "hinge" | "robust" | "soft_label";
@@ -33,6 +37,12 @@ export interface DpoLossConfig {
   rpoAlpha: number | null;
   /** Divide each sequence log-prob by its response length before the loss (IPO always does, as in TRL). Default false. */
   lengthNormalize: boolean;
+  /**
+   * SCIR's consistency penalty (absent/null = off): `weight` λ_c of the symmetric KL between the judge's and the
+   * implicit reward's preference probabilities, `confidence` λ_h of the implicit one's entropy. Needs
+   * `judgeProbs` in the batch. Not a TRL option.
+   */
+  consistency?: { weight: number; confidence: number } | null;
 }
 
 export const defaultDpoLoss: DpoLossConfig = { beta: 0.1, lossType: "sigmoid", labelSmoothing: 0, rpoAlpha: null, lengthNormalize: false };
@@ -54,6 +64,8 @@ export interface PairLogps {
   weights?: ArrayLike<number>;
   /** (n) Soft labels C ∈ [0, 1]; required for "soft_label" (CREAM), ignored otherwise. */
   labels?: ArrayLike<number>;
+  /** (n) The judge's preference probabilities q ∈ (0, 1); required when the consistency penalty is on (SCIR). */
+  judgeProbs?: ArrayLike<number>;
 }
 
 /** TRL's metric names; means over the pairs of the batch (unweighted). */
@@ -67,6 +79,8 @@ export interface DpoMetrics {
   loss: number;
   /** Mean per-token NLL of the chosen responses; reported only when the RPO term is on. */
   nll_loss?: number;
+  /** Mean SCIR consistency penalty; reported only when it is on. */
+  "scir/penalty"?: number;
 }
 
 export interface DpoLossResult {
@@ -97,6 +111,41 @@ export function checkDpoLossConfig(cfg: DpoLossConfig): void {
     throw new RangeError(`dpo.rpoAlpha must be null or a finite number ≥ 0 (got ${rpoAlpha})`);
   }
   if (typeof lengthNormalize !== "boolean") throw new RangeError(`dpo.lengthNormalize must be a boolean (got ${String(lengthNormalize)})`);
+  const c = cfg.consistency;
+  if (c) {
+    for (const k of ["weight", "confidence"] as const) {
+      if (!(c[k] >= 0 && Number.isFinite(c[k]))) throw new RangeError(`dpo.consistency.${k} must be a finite number ≥ 0 (got ${c[k]})`);
+    }
+  }
+}
+
+/**
+ * SCIR's consistency penalty of one pair, as a function of x = βΔ (the implicit-reward margin, Δ the DPO log-ratio
+ * margin) and q, the judge's probability that chosen beats rejected:
+ *
+ *   p = σ(x)                                  the implicit reward's preference probability
+ *   J(q, p) = KL(q‖p) + KL(p‖q) = (q − p)·(logit q − x)      symmetric KL of Bernoulli(q) and Bernoulli(p)
+ *   H(p) = −p log p − (1 − p) log(1 − p) = p·softplus(−x) + (1 − p)·softplus(x)
+ *   P(x; q) = λ_c·J(q, p) + λ_h·H(p)
+ *
+ *   dJ/dx = −p(1 − p)(logit q − x) − (q − p)        dH/dx = −x·p(1 − p)
+ *
+ * J is zero exactly when the two reward models agree (p = q) and grows on both sides (unlike the one-sided
+ * cross-entropy, it also resists the implicit reward overshooting a hesitant judge); H pulls the implicit
+ * reward away from 0.5, towards a confident verdict (its gradient is 0 at x = 0, so it only sharpens a
+ * direction the other terms chose).
+ */
+export function consistencyPenalty(x: number, q: number, weight: number, confidence: number): { value: number; dx: number } {
+  if (!(q > 0 && q < 1)) throw new RangeError(`consistencyPenalty: the judge probability must be in (0, 1) (got ${q})`);
+  const p = sigmoid(x);
+  const pq = p * (1 - p);
+  const logitQ = Math.log(q) - Math.log1p(-q);
+  const j = (q - p) * (logitQ - x);
+  const h = p * softplus(-x) + (1 - p) * softplus(x);
+  return {
+    value: weight * j + confidence * h,
+    dx: weight * (-pq * (logitQ - x) - (q - p)) + confidence * (-x * pq),
+  };
 }
 
 /**
@@ -107,7 +156,8 @@ export function checkDpoLossConfig(cfg: DpoLossConfig): void {
 export function dpoLoss(batch: PairLogps, cfg: DpoLossConfig, denominator?: number): DpoLossResult {
   checkDpoLossConfig(cfg);
   const { lossType, beta } = cfg;
-  const n = checkPairLogps(batch, lossType === "soft_label");
+  const pen = cfg.consistency && (cfg.consistency.weight > 0 || cfg.consistency.confidence > 0) ? cfg.consistency : null;
+  const n = checkPairLogps(batch, lossType === "soft_label", pen !== null);
   const denom = denominator ?? n;
   if (!(denom > 0 && Number.isFinite(denom))) throw new RangeError(`dpo: denominator must be a finite number > 0 (got ${denom})`);
   const eps = cfg.labelSmoothing;
@@ -125,6 +175,7 @@ export function dpoLoss(batch: PairLogps, cfg: DpoLossConfig, denominator?: numb
   let sumLogpChosen = 0;
   let sumLogpRejected = 0;
   let sumNll = 0;
+  let sumPenalty = 0;
   const ipoTarget = 1 / (2 * beta);
   const robustScale = 1 / (1 - 2 * eps);
 
@@ -171,6 +222,12 @@ export function dpoLoss(batch: PairLogps, cfg: DpoLossConfig, denominator?: numb
       default:
         throw new RangeError(`dpo.lossType: unknown "${String(lossType)}"`);
     }
+    if (pen) {
+      const r = consistencyPenalty(x, (batch.judgeProbs as ArrayLike<number>)[i], pen.weight, pen.confidence);
+      l += r.value;
+      g += beta * r.dx;
+      sumPenalty += r.value;
+    }
 
     // RPO: per-token NLL of the chosen response, always on the raw sum divided by its own length. TRL instead
     // averages over all chosen tokens of the batch; the per-pair mean is used here because it is a sum of
@@ -210,6 +267,7 @@ export function dpoLoss(batch: PairLogps, cfg: DpoLossConfig, denominator?: numb
     loss,
   };
   if (rpo > 0) metrics.nll_loss = sumNll / n;
+  if (pen) metrics["scir/penalty"] = sumPenalty / n;
   return { loss, losses, dPolicyChosen, dPolicyRejected, metrics };
 }
 
@@ -228,7 +286,7 @@ function sigmoid(x: number): number {
 const logpFields = ["policyChosen", "policyRejected", "refChosen", "refRejected"] as const;
 
 /** Checks lengths and values of a batch; returns n. Errors name the field and the index. */
-function checkPairLogps(batch: PairLogps, needLabels: boolean): number {
+function checkPairLogps(batch: PairLogps, needLabels: boolean, needJudgeProbs = false): number {
   const n = batch.policyChosen.length;
   if (n === 0) throw new RangeError("dpo: empty batch (policyChosen has no entries)");
   const sameLength = (name: keyof PairLogps, a: ArrayLike<number>): void => {
@@ -262,6 +320,14 @@ function checkPairLogps(batch: PairLogps, needLabels: boolean): number {
     sameLength("labels", labels);
     for (let i = 0; i < n; i++) {
       if (!(labels[i] >= 0 && labels[i] <= 1)) throw new RangeError(`dpo: labels[${i}] must be in [0, 1] (got ${labels[i]})`);
+    }
+  }
+  if (needJudgeProbs) {
+    const q = batch.judgeProbs;
+    if (!q) throw new RangeError("dpo: judgeProbs (the judge's preference probabilities) are required for the consistency penalty");
+    sameLength("judgeProbs", q);
+    for (let i = 0; i < n; i++) {
+      if (!(q[i] > 0 && q[i] < 1)) throw new RangeError(`dpo: judgeProbs[${i}] must be in (0, 1) (got ${q[i]})`);
     }
   }
   return n;

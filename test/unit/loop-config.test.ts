@@ -107,3 +107,36 @@ test("prompts.self_instruct: defaults for source self_instruct only, validated l
     "unknown source lists the known ones",
   );
 });
+
+test("method blocks: defaults for their own method only, cream implies soft_label, round trip keeps key order", async () => {
+  const sr = await loadRunConfig({ preset: "sandbox-tiny" });
+  for (const k of ["cream", "scir", "meta", "temporal"]) assert.ok(!(k in sr), `sr: no ${k} block`);
+  const cream = await loadRunConfig({ preset: "sandbox-tiny", set: ["method=cream"] });
+  assert.deepEqual(cream.cream, { reward: "judge", consistency: "dyn" }, "cream defaults");
+  assert.equal(cream.dpo.loss_type, "soft_label", "cream's loss written into the config");
+  assert.deepEqual((await loadRunConfig({ preset: "sandbox-tiny", set: ["method=meta"] })).meta, {
+    rho: 0,
+    verdicts: "consistent",
+    max_new_tokens: 12,
+  });
+  assert.deepEqual((await loadRunConfig({ preset: "sandbox-tiny", set: ["method=temporal"] })).temporal, { future_from: "future" });
+  for (const m of ["spin", "cream", "scir", "meta", "temporal"]) {
+    const c = await loadRunConfig({ preset: "sandbox-tiny", set: [`method=${m}`] });
+    const again = runConfig(parseYaml(configYaml(c)));
+    assert.equal(configYaml(again), configYaml(c), `${m}: config.resolved.yaml reads back to the same text (--resume compares it)`);
+  }
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox-tiny", set: ["method=sr", "scir.consistency_weight=2"] }),
+    /scir: the scir block applies only to method "scir"/,
+  );
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox-tiny", set: ["method=cream", "dpo.loss_type=ipo"] }),
+    /dpo\.loss_type: method "cream" trains with the soft-label loss/,
+  );
+  await assert.rejects(loadRunConfig({ preset: "sandbox-tiny", set: ["dpo.loss_type=soft_label"] }), /only method "cream" makes/);
+  await assert.rejects(loadRunConfig({ preset: "sandbox-tiny", set: ["method=meta", "meta.rho=2"] }), /meta\.rho/);
+  await assert.rejects(
+    loadRunConfig({ preset: "sandbox-tiny", set: ["method=temporal", "temporal.future_from=past"] }),
+    /temporal\.future_from: expected one of "future", "union"/,
+  );
+});

@@ -15,6 +15,7 @@
  * characters (` ..` follows, and the length shows as `..`); the empty answer's trace is `empty` and it
  * meets no criterion.
  */
+import { mulberry32 } from "../../engine/tensor.js";
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt } from "../task.js";
 import { inRange } from "./parse-util.js";
@@ -192,4 +193,6 @@ export const constraintsFamily: Family<ConstraintsSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  // The generator's word drawn from a fixed stream: any word meeting the spec is a reference.
+  solve: (spec) => word(mulberry32(1), spec),
 };

@@ -292,4 +292,5 @@ export const increasingFamily: Family<IncreasingSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  solve: (spec) => increasingSubsequences(spec.list, spec.k, 1)[0]?.join(" "),
 };

@@ -347,4 +347,5 @@ export const pathFamily: Family<PathSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  solve: (spec) => shortestPath(spec) ?? undefined,
 };

@@ -295,4 +295,5 @@ export const sortFamily: Family<SortSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  solve: reference,
 };

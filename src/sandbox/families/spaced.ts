@@ -21,6 +21,7 @@
  * The walk stops after 7 characters (` ..` follows, and the length shows as `..`); the empty answer's
  * trace is `empty` and it meets no criterion.
  */
+import { mulberry32 } from "../../engine/tensor.js";
 import type { Family, Rng, Task } from "../task.js";
 import { corruptionTarget, mistakeChain, nearestToTarget, pick, randInt, shuffled } from "../task.js";
 import { inRange } from "./parse-util.js";
@@ -256,4 +257,6 @@ export const spacedFamily: Family<SpacedSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  // A depth-first search over a fixed letter order; null (no word exists) becomes undefined.
+  solve: (spec) => spacedWord(mulberry32(1), spec) ?? undefined,
 };

@@ -235,4 +235,12 @@ export const sumFamily: Family<SumSpec> = {
   trace,
   corrupt,
   parse: parseInstruction,
+  solve(spec) {
+    for (let i = 0; i < spec.list.length; i++)
+      for (let j = i + 1; j < spec.list.length; j++) {
+        const [x, y] = [spec.list[i], spec.list[j]];
+        if (x + y === spec.target) return `${Math.min(x, y)} ${Math.max(x, y)}`;
+      }
+    return undefined;
+  },
 };
