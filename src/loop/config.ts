@@ -98,6 +98,51 @@ export const TemporalSchema = z
 
 const methodBlocks = { cream: CreamSchema, scir: ScirSchema, meta: MetaSchema, temporal: TemporalSchema } as const;
 
+/** The engines `engine:` selects for sampling and judging (src/engine/engine.ts); training is always the builtin's. */
+export const ENGINES = ["builtin", "llama.cpp"] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/**
+ * The LoRA adapter the DPO steps train (PEFT's LoraConfig names; src/train/lora.ts). One adapter runs
+ * through the whole loop: M_t = base + adapter_t, and iteration t's DPO continues adapter_t with M_t as
+ * reference (docs/loop.md, "Your own model").
+ */
+export const LoraSchema = z
+  .object({
+    /** Rank r (default 8, PEFT's). */
+    r: int(1).default(8),
+    /** lora_alpha; the adapter path is scaled by alpha / r (default 16). */
+    lora_alpha: z.number().positive().default(16),
+    /** lora_dropout in [0, 1) on the adapter path while training (default 0). */
+    lora_dropout: z.number().min(0).lt(1).default(0),
+    /** Adapted Linear layers (default all seven of a Llama block, PEFT's "all-linear"). */
+    target_modules: z
+      .array(z.enum(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+      .min(1)
+      .default(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+  })
+  .strict();
+
+/** llama.cpp's settings (engine `llama.cpp` only; src/engine/llama-cpp.ts). */
+export const LlamaCppSchema = z
+  .object({
+    /** Sequences decoded together in one llama.cpp batch (default 8). */
+    sequences: int(1).default(8),
+    /**
+     * F32 KV cache and no flash attention (default false: llama.cpp's F16 cache, faster). With an F32
+     * model it makes llama.cpp's log-probs agree with the builtin engine's to ~1e-5, so both engines
+     * draw the same samples from the same seeds (the cross-engine test uses it).
+     */
+    exact_kv: z.boolean().default(false),
+    /**
+     * Threads per llama.cpp evaluation; 0 (default) = one less than the cores, at most 8 (1 on a
+     * 2-core machine). Not all cores: ggml's threads spin while waiting for each other, and measured
+     * here on 2 busy cores, sampling 8 × 24 tokens took 39 s on all cores and 0.07 s on 1 thread.
+     */
+    threads: int(0).default(0),
+  })
+  .strict();
+
 const RunConfigObject = z
   .object({
     /** The preset this config started from (informational; `preset:` in a file selects the base). */
@@ -121,16 +166,36 @@ const RunConfigObject = z
     scir: ScirSchema.optional(),
     meta: MetaSchema.optional(),
     temporal: TemporalSchema.optional(),
-    /** M1: built in the sandbox from a sandbox preset (src/sandbox/preset.ts). */
+    /**
+     * Samples and judges: `builtin` (absent = builtin; left out of config.resolved.yaml so earlier runs
+     * resume) or `llama.cpp` (node-llama-cpp on the GGUF of M1 plus the current LoRA adapter's GGUF;
+     * the builtin engine still trains, evaluates and computes log-probs, on the same weights).
+     */
+    engine: z.enum(ENGINES).optional(),
+    /** llama.cpp's settings; filled with their defaults for engine llama.cpp only. */
+    llama_cpp: LlamaCppSchema.optional(),
+    /**
+     * M1: built in the sandbox from a sandbox preset (src/sandbox/preset.ts), or the user's model
+     * (`path`): a GGUF file (llama architecture, SentencePiece vocabulary) or a Hugging Face model
+     * folder (src/io/model-folder.ts).
+     */
     model: z
       .object({
-        /** Sandbox preset whose M1 is built into <run>/m1 (seed data → warm-up → EFT → SFT). */
+        /** Sandbox preset whose M1 is built into <run>/m1 (seed data → warm-up → EFT → SFT); unused with `path`. */
         sandbox: z.string().default("sandbox"),
         /** Overrides of that preset's fields, e.g. { sft: { steps: 2000 } }. */
         overrides: z.record(z.string(), z.unknown()).default({}),
+        /** The user's M1 instead of the sandbox's: a .gguf file or an HF model folder. No gold scorer, no held-out evaluation. */
+        path: z.string().min(1).optional(),
       })
       .strict()
       .default({ sandbox: "sandbox", overrides: {} }),
+    /**
+     * Train a LoRA adapter instead of full weights (absent = full fine-tuning). Filled with its
+     * defaults whenever engine is llama.cpp or model.path is set: llama.cpp runs the base GGUF plus the
+     * adapter's GGUF, and a user model is trained through an adapter.
+     */
+    lora: LoraSchema.optional(),
     prompts: z
       .object({
         /**
@@ -214,6 +279,14 @@ const RunConfigObject = z
   })
   .strict()
   .transform((c) => {
+    // LoRA and llama.cpp's block only where they apply, so other runs' resolved configs do not change;
+    // each goes where a parse of config.resolved.yaml puts it (--resume compares the text).
+    const needsLora = c.engine === "llama.cpp" || c.model.path !== undefined;
+    if (needsLora && c.lora === undefined) c = insertAfter(c, "model", "lora", LoraSchema.parse({}));
+    if (c.engine === "llama.cpp" && c.llama_cpp === undefined) c = insertAfter(c, "engine", "llama_cpp", LlamaCppSchema.parse({}));
+    return c;
+  })
+  .transform((c) => {
     if (!(c.method in methodBlocks) || c[c.method as keyof typeof methodBlocks] !== undefined) return c;
     // The block goes right after `method`, where a parse of config.resolved.yaml puts it: --resume
     // compares the resolved YAML text, key order included.
@@ -248,6 +321,33 @@ const RunConfigObject = z
         message: '"soft_label" needs per-pair labels, which only method "cream" makes',
       });
     }
+    if (c.llama_cpp !== undefined && c.engine !== "llama.cpp") {
+      ctx.addIssue({ code: "custom", path: ["llama_cpp"], message: 'the llama_cpp block applies only to engine "llama.cpp"' });
+    }
+    if (c.model.path !== undefined) {
+      // A user model brings no world: no generator of fresh tasks, no gold scorer, no seed data.
+      if (c.prompts.source !== "file") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["prompts", "source"],
+          message: `model.path (your own model) takes its prompts from a file: set prompts.source to "file" and prompts.path (got "${c.prompts.source}")`,
+        });
+      }
+      if (c.mix.rows_per_pair > 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["mix", "rows_per_pair"],
+          message: "model.path (your own model) has no seed data to mix into the DPO steps: set mix.rows_per_pair to 0",
+        });
+      }
+      if (c.method === "control") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["method"],
+          message: 'method "control" trains only on seed rows, which model.path has none of',
+        });
+      }
+    }
     if (c.prompts.source === "file" && !c.prompts.path) {
       ctx.addIssue({
         code: "custom",
@@ -265,10 +365,17 @@ const RunConfigObject = z
   });
 
 /**
+ * A user model (model.path) has no seed rows: a config that names no mix.rows_per_pair gets 0.
  * CREAM's loss is the soft-label DPO loss: a cream config that names no dpo.loss_type gets
  * "soft_label" written in (so config.resolved.yaml says what ran); naming another one is an error.
  */
 export const RunConfigSchema = z.preprocess((raw) => {
+  if (!isPlain(raw)) return raw;
+  // A user model has no seed rows to mix in: a config that names no mix.rows_per_pair gets 0 written in.
+  if (isPlain(raw.model) && raw.model.path !== undefined) {
+    const mix = isPlain(raw.mix) ? raw.mix : {};
+    if (mix.rows_per_pair === undefined) raw = { ...raw, mix: { ...mix, rows_per_pair: 0 } };
+  }
   if (!isPlain(raw) || raw.method !== "cream") return raw;
   const dpo = isPlain(raw.dpo) ? raw.dpo : {};
   return dpo.loss_type === undefined ? { ...raw, dpo: { ...dpo, loss_type: "soft_label" } } : raw;
@@ -334,6 +441,17 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
   return out;
 }
 
+/** `obj` with `key: value` placed right after `after` (key order matters to the resolved YAML). */
+function insertAfter<T extends object>(obj: T, after: string, key: string, value: unknown): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (k === key) continue;
+    out[k] = v;
+    if (k === after) out[key] = value;
+  }
+  return out as T;
+}
+
 const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** `key.sub=value` → nested object; the value is parsed as YAML (numbers, booleans, lists, objects). */
@@ -359,6 +477,11 @@ export function runConfig(raw: unknown, source = "run config"): RunConfig {
  * overrides, validated.
  */
 export async function loadRunConfig(opts: { file?: string; preset?: string; set?: readonly string[] }): Promise<RunConfig> {
+  return runConfig(await rawRunConfig(opts), opts.file ? `config ${opts.file}` : "run config");
+}
+
+/** The merged config before validation (preset ← file ← --set); `srlm compare` derives one run per method from it. */
+export async function rawRunConfig(opts: { file?: string; preset?: string; set?: readonly string[] }): Promise<Record<string, unknown>> {
   let fromFile: Record<string, unknown> = {};
   if (opts.file) {
     let text: string;
@@ -386,7 +509,7 @@ export async function loadRunConfig(opts: { file?: string; preset?: string; set?
   }
   raw = deepMerge(raw, fromFile);
   for (const s of opts.set ?? []) raw = deepMerge(raw, setOverride(s));
-  return runConfig(raw, opts.file ? `config ${opts.file}` : "run config");
+  return raw;
 }
 
 export function configYaml(c: RunConfig): string {

@@ -18,7 +18,6 @@
 import { join } from "node:path";
 import { readJsonl, writeJsonl } from "../io/jsonl.js";
 import { parseVerdict } from "../judge/parse.js";
-import { generate } from "../model/generate.js";
 import { creamPairs, implicitReward } from "../pairs/cream.js";
 import { lengthControlledPair, metaOutcome, metaTarget, type Verdict } from "../pairs/meta.js";
 import { scirPair } from "../pairs/scir.js";
@@ -28,6 +27,7 @@ import { progress as progressBar } from "../run/progress.js";
 import { sftRow, tokenizeSft } from "../train/data.js";
 import { rowLogps } from "../train/logps.js";
 import type { Trainable } from "../train/trainable.js";
+import type { LoopModels } from "./engines.js";
 import { assemblePairs, type Pick, pairsFromJudged, rewardsByPrompt, sideOf } from "./pair-records.js";
 import type { Candidate, Judgement, PairRecord } from "./records.js";
 import { chunked, exists, groupBy, judgeStage, STAGE, type StageContext, sampleStage, seedOf, trainStage, withWeights } from "./stages.js";
@@ -35,6 +35,8 @@ import type { LoopPrompt } from "./world.js";
 
 export interface MethodContext extends StageContext {
   trainable: Trainable;
+  /** Switches the trainable and the engine between M1, M_{t−1}, M_t and the future model. */
+  models: LoopModels;
   /** modelDirs[k] = the folder holding M_k's weights, k = 1…t (index 0 unused). */
   modelDirs: readonly string[];
   prompts: readonly LoopPrompt[];
@@ -139,7 +141,7 @@ async function candidateLogps(ctx: MethodContext, models: readonly number[]): Pr
     const current = ctx.modelDirs[ctx.t];
     for (const k of models) {
       const bar = ctx.show ? progressBar(`iteration ${ctx.t}: log-probs under M${k}`, rows.length) : undefined;
-      const r = await withWeights(ctx.trainable, ctx.modelDirs[k], current, () =>
+      const r = await withWeights(ctx.models, ctx.modelDirs[k], current, () =>
         rowLogps(model, rows, { batchSize: 32, signal: ctx.signal, onProgress: (d) => bar?.update(d) }),
       );
       bar?.finish();
@@ -195,7 +197,7 @@ async function creamStage(ctx: MethodContext): Promise<MethodPairs> {
   let prevJudgements: Judgement[] = [];
   if (c.reward === "judge" && t > 1 && cfg.judge.by === "model") {
     prevJudgements = await ctx.time("time/judge_s", () =>
-      withWeights(ctx.trainable, ctx.modelDirs[t - 1], ctx.modelDirs[t], () =>
+      withWeights(ctx.models, ctx.modelDirs[t - 1], ctx.modelDirs[t], () =>
         judgeStage(ctx, prompts, candidates, { name: "prev_judgements", stage: STAGE.previousJudgements, label: `judge by M${t - 1}` }),
       ),
     );
@@ -296,7 +298,7 @@ export async function metaJudgeStage(
   candidates: readonly Candidate[],
   judgements: readonly Judgement[],
 ): Promise<MetaJudgement[]> {
-  const { model, world, cfg, t, dir, signal } = ctx;
+  const { model, engine, world, cfg, t, dir, signal } = ctx;
   const m = cfg.meta ?? { rho: 0, verdicts: "consistent", max_new_tokens: 12 };
   const cands = groupBy(candidates, (c) => c.prompt_id);
   const judged = groupBy(judgements, (j) => key(j.prompt_id, j.candidate));
@@ -330,9 +332,7 @@ export async function metaJudgeStage(
     );
     // Fail closed on the context: a prompt that leaves no room for the verdict is skipped, not cut.
     const fits = items.map((it) => world.tokenizer.encode(it.text).length + m.max_new_tokens <= model.config.maxSeqLen);
-    const res = await generate(
-      model,
-      world.tokenizer,
+    const res = await engine.generate(
       items.filter((_, i) => fits[i]).map((it) => it.text),
       {
         n: 1,
@@ -479,13 +479,13 @@ async function temporalStage(ctx: MethodContext): Promise<MethodPairs> {
   let anchorJudgements = judgements;
   if (t > 1) {
     anchorCands = await ctx.time("time/generate_s", () =>
-      withWeights(ctx.trainable, m1, current, () =>
+      withWeights(ctx.models, m1, current, () =>
         sampleStage(ctx, prompts, { name: "anchor_candidates", stage: STAGE.anchorCandidates, label: "sample by M1 (anchors)" }),
       ),
     );
     anchorJudgements = byModel
       ? await ctx.time("time/judge_s", () =>
-          withWeights(ctx.trainable, m1, current, () =>
+          withWeights(ctx.models, m1, current, () =>
             judgeStage(ctx, prompts, anchorCands, {
               name: "anchor_judgements",
               stage: STAGE.anchorJudgements,
@@ -539,7 +539,7 @@ async function temporalStage(ctx: MethodContext): Promise<MethodPairs> {
       const futureDir = join(dir, "future");
       await ctx.time("time/future_train_s", () => trainStage(ctx, prompts, anchored, futureDir, cfg.seed * 1000 + t + 500));
       futureCands = await ctx.time("time/generate_s", () =>
-        withWeights(ctx.trainable, join(futureDir, "final"), current, () =>
+        withWeights(ctx.models, join(futureDir, "final"), current, () =>
           sampleStage(ctx, prompts, { name: "future_candidates", stage: STAGE.futureCandidates, label: "sample by the future model" }),
         ),
       );

@@ -74,6 +74,7 @@ export function assemblePairs(
   let worse = 0;
   let equal = 0;
   let gap = 0;
+  let goldPairs = 0;
   let margin = 0;
   let margins = 0;
   let ties = 0;
@@ -91,6 +92,7 @@ export function assemblePairs(
       margins++;
     }
     if (ch.gold !== undefined && rj.gold !== undefined) {
+      goldPairs++;
       const d = ch.gold - rj.gold;
       gap += d;
       if (d > 0) better++;
@@ -111,7 +113,8 @@ export function assemblePairs(
     });
   }
   const n = pairs.length;
-  const share = (x: number) => (n ? x / n : Number.NaN);
+  // Gold diagnostics over the pairs whose both sides have a gold score (none without a sandbox: NaN, not 0).
+  const share = (x: number) => (goldPairs ? x / goldPairs : Number.NaN);
   const withGold = candidates.filter((c) => c.gold !== undefined);
   const parseFailures = judgements.filter((j) => j.score === null).length;
   const groups: { gold: number[]; judged: number[] }[] = [];

@@ -22,25 +22,35 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import type { GenerationEngine } from "../engine/engine.js";
 import type { Kernels } from "../engine/kernels.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
+import { loadGgufModel } from "../io/gguf.js";
+import { exportLlamaGguf } from "../io/gguf-write.js";
 import { readJsonl, writeJsonl } from "../io/jsonl.js";
-import { generate } from "../model/generate.js";
-import type { LlamaModel } from "../model/llama.js";
+import { loadModelFolder } from "../io/model-folder.js";
+import { ADAPTER_CONFIG_FILE, saveLoraAdapter } from "../io/peft.js";
+import { createModel, type LlamaModel } from "../model/llama.js";
 import { progress as progressBar } from "../run/progress.js";
 import { allFamilies, familiesByName } from "../sandbox/families/index.js";
 import { buildM1 } from "../sandbox/pipeline.js";
 import { type SandboxPreset, preset as sandboxPreset } from "../sandbox/preset.js";
-import { fullTrainable } from "../train/trainable.js";
-import { FINAL_DIR, loadWeights } from "../train/trainer.js";
+import type { ChatTemplate } from "../tokenizer/chat-template.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { initLora, type LoraTarget, loraTrainable } from "../train/lora.js";
+import { fullTrainable, type Trainable } from "../train/trainable.js";
+import { FINAL_DIR } from "../train/trainer.js";
 import { configYaml, deepMerge, type RunConfig, SelfInstructSchema } from "./config.js";
+import { builtinModels, type LoopModels, llamaCppModels } from "./engines.js";
 import { judgesCandidates, type MethodContext, methodPairs } from "./methods.js";
 import type { PairRecord } from "./records.js";
 import { flatSandboxMetrics, sandboxWorld } from "./sandbox-world.js";
 import { exists, judgeStage, STAGE, type StageContext, sampleStage, seedOf, trainStage } from "./stages.js";
+import { userWorld } from "./user-world.js";
 import type { LoopPrompt, World } from "./world.js";
 
 export { pairsFromJudged } from "./pair-records.js";
@@ -81,30 +91,70 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
   await mkdir(runDir, { recursive: true });
   await writeRunFiles(cfg, runDir, o.command);
 
-  // M1.
-  const p = m1Preset(cfg);
-  const families = p.families ? familiesByName(p.families) : allFamilies;
+  // M1: the sandbox's, built into m1/, or the user's model.
   const m1Dir = join(runDir, "m1");
-  const m1 = await buildM1(p, m1Dir, { kernels: o.kernels, progress: showProgress, log, signal: o.signal });
-  const model = m1.model;
-  const world = await sandboxWorld(families, m1Dir);
-  const trainable = fullTrainable(model);
-
-  // Iteration 0: M1 on the held-out prompts (pipeline.ts measured it already when the settings agree).
-  const eval0 = join(runDir, "iter-0", "eval.json");
-  if (!(await exists(eval0))) {
-    const full =
-      p.evalSamples === cfg.eval.samples && p.seed === cfg.seed
-        ? m1.metrics
-        : (await world.evaluate(model, { samples: cfg.eval.samples, seed: cfg.seed, signal: o.signal, onProgress: stageBar(showProgress) }))
-            .full;
-    await mkdir(dirname(eval0), { recursive: true });
-    await writeJsonAtomic(eval0, full);
+  const m1 = cfg.model.path ? await userM1(cfg.model.path, o.kernels) : await sandboxM1(cfg, m1Dir, o, showProgress, log);
+  const world = m1.world;
+  // With LoRA, every model of the run is M1's weights plus one adapter (engines.ts); M1's is B = 0.
+  const adapter = cfg.lora ? initLora(m1.base.config, loraConfig(cfg), cfg.seed) : undefined;
+  const trainable: Trainable = adapter ? loraTrainable(m1.base, adapter) : fullTrainable(m1.base);
+  const model = trainable.model;
+  let modelDir = m1.dir;
+  if (adapter) {
+    modelDir = join(m1Dir, "adapter");
+    if (!(await exists(join(modelDir, ADAPTER_CONFIG_FILE)))) {
+      await saveLoraAdapter(modelDir, m1.base.config, adapter, { ...(cfg.model.path ? { baseModel: cfg.model.path } : {}) });
+    }
   }
+  const models = await loopModels(cfg, trainable, m1, m1Dir);
+  try {
+    await models.use(modelDir);
+
+    // Iteration 0: M1 on the held-out prompts (pipeline.ts measured it already when the settings agree).
+    const eval0 = join(runDir, "iter-0", "eval.json");
+    if (!(await exists(eval0))) {
+      const full =
+        m1.metrics !== undefined
+          ? m1.metrics
+          : world.evaluate
+            ? (
+                await world.evaluate(model, {
+                  samples: cfg.eval.samples,
+                  seed: cfg.seed,
+                  signal: o.signal,
+                  onProgress: stageBar(showProgress),
+                })
+              ).full
+            : {};
+      await mkdir(dirname(eval0), { recursive: true });
+      await writeJsonAtomic(eval0, full);
+    }
+    return await iterate(cfg, runDir, { ...o, log, showProgress, world, trainable, model, models, modelDir });
+  } finally {
+    await models.dispose();
+  }
+}
+
+interface IterateContext extends LoopOptions {
+  log: (line: string) => void;
+  showProgress: boolean;
+  world: World;
+  trainable: Trainable;
+  /** The builtin model the trainable trains (LoRA: base + adapter, merged). */
+  model: LlamaModel;
+  models: LoopModels;
+  /** M1's folder (full weights, or M1's zero adapter). */
+  modelDir: string;
+}
+
+/** Iterations 1…T from M1 (each skipped when its eval.json exists). */
+async function iterate(cfg: RunConfig, runDir: string, x: IterateContext): Promise<LoopResult> {
+  const { log, showProgress, world, trainable, model, models } = x;
+  const o = x;
   let metrics = await rebuildMetrics(cfg, runDir);
   log(iterationLine(metrics[0]));
 
-  let modelDir = join(m1Dir, "m1", FINAL_DIR);
+  let modelDir = x.modelDir;
   // modelDirs[k]: where M_k's weights are (CREAM, SCIR and Temporal look back at earlier models).
   const modelDirs: string[] = ["", modelDir];
   for (let t = 1; t <= cfg.iterations; t++) {
@@ -117,8 +167,8 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       modelDirs[t + 1] = modelDir;
       continue;
     }
-    // M_t: the weights the previous iteration ended with.
-    await loadWeights(trainable, join(modelDir, "model.safetensors"));
+    // M_t: the weights the previous iteration ended with (in the trainable and the engine).
+    await models.use(modelDir);
     await mkdir(dir, { recursive: true });
     const times: Record<string, number> = {};
     const time = async <T>(key: string, f: () => Promise<T>): Promise<T> => {
@@ -127,9 +177,9 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       times[key] = (times[key] ?? 0) + (performance.now() - t0) / 1000;
       return r;
     };
-    const stage: StageContext = { model, world, cfg, t, dir, show: showProgress, signal: o.signal };
+    const stage: StageContext = { model, engine: models.engine, world, cfg, t, dir, show: showProgress, signal: o.signal };
 
-    const prompts = await time("time/prompts_s", () => iterationPrompts(model, world, cfg, t, dir, showProgress, log, o.signal));
+    const prompts = await time("time/prompts_s", () => iterationPrompts(models.engine, world, cfg, t, dir, showProgress, log, o.signal));
     const candidates = await time("time/generate_s", () =>
       sampleStage(stage, prompts, { name: "candidates", stage: STAGE.candidates, label: "sample" }),
     );
@@ -142,6 +192,7 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
     const { pairs, stats } = await buildPairs({
       ...stage,
       trainable,
+      models,
       modelDirs,
       prompts,
       candidates,
@@ -166,9 +217,17 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
     }
     modelDirs[t + 1] = modelDir;
 
-    const ev = await time("time/eval_s", () =>
-      world.evaluate(model, { samples: cfg.eval.samples, seed: cfg.seed, signal: o.signal, onProgress: stageBar(showProgress) }),
-    );
+    // The trainable holds M_{t+1} (or still M_t when there was no DPO step).
+    const ev = world.evaluate
+      ? await time("time/eval_s", () =>
+          (world.evaluate as NonNullable<World["evaluate"]>)(model, {
+            samples: cfg.eval.samples,
+            seed: cfg.seed,
+            signal: o.signal,
+            onProgress: stageBar(showProgress),
+          }),
+        )
+      : { full: {} };
     await writeJsonAtomic(join(dir, "times.json"), times);
     await writeJsonAtomic(join(dir, "eval.json"), { model_dir: relative(runDir, modelDir), ...(ev.full as object) });
     metrics = await rebuildMetrics(cfg, runDir);
@@ -176,6 +235,87 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
   }
   metrics = await rebuildMetrics(cfg, runDir);
   return { runDir, metrics, finalDir: modelDir };
+}
+
+/** M1 and the world around it: the base model the trainable starts from, and where M1's weights are. */
+interface M1 {
+  /** M1 as the builtin engine runs it (LoRA: the frozen base). */
+  base: LlamaModel;
+  world: World;
+  /** M1's weights folder (full fine-tuning starts here). */
+  dir: string;
+  /** The held-out evaluation the sandbox pipeline already made (when its settings agree with the run's). */
+  metrics?: unknown;
+  /** The GGUF of M1 if M1 came as one (llama.cpp loads it as is). */
+  gguf?: string;
+  chatTemplate?: ChatTemplate;
+  /** Ids that end a generation when not the tokenizer's EOS alone (HF folders: config eos_token_id). */
+  stopTokens?: number[];
+}
+
+async function sandboxM1(cfg: RunConfig, m1Dir: string, o: LoopOptions, show: boolean, log: (l: string) => void): Promise<M1> {
+  const p = m1Preset(cfg);
+  const families = p.families ? familiesByName(p.families) : allFamilies;
+  const m1 = await buildM1(p, m1Dir, { kernels: o.kernels, progress: show, log, signal: o.signal });
+  return {
+    base: m1.model,
+    world: await sandboxWorld(families, m1Dir),
+    dir: join(m1Dir, "m1", FINAL_DIR),
+    ...(p.evalSamples === cfg.eval.samples && p.seed === cfg.seed ? { metrics: m1.metrics } : {}),
+  };
+}
+
+/** The user's M1 (model.path): a GGUF file or a Hugging Face model folder, with a world without gold. */
+async function userM1(path: string, kernels: Kernels): Promise<M1> {
+  if (path.endsWith(".gguf")) {
+    const g = loadGgufModel(path);
+    return { base: createModel(g.config, g.params, kernels), world: userWorld(g.tokenizer, undefined), dir: dirname(path), gguf: path };
+  }
+  const f = await loadModelFolder(path);
+  return {
+    base: createModel(f.config, f.params, kernels),
+    world: userWorld(f.tokenizer, f.chatTemplate),
+    dir: path,
+    chatTemplate: f.chatTemplate,
+    stopTokens: f.eosIds,
+  };
+}
+
+/** The run's lora block as a LoraConfig. */
+function loraConfig(cfg: RunConfig) {
+  const l = cfg.lora as NonNullable<RunConfig["lora"]>;
+  return { r: l.r, alpha: l.lora_alpha, dropout: l.lora_dropout, targetModules: [...l.target_modules] as LoraTarget[] };
+}
+
+/**
+ * The engine pair of the run. llama.cpp needs M1 as GGUF: the user's file as is, otherwise M1's base
+ * weights exported once (F32, so llama.cpp computes what the builtin engine does) to m1/model.gguf.
+ */
+async function loopModels(cfg: RunConfig, trainable: Trainable, m1: M1, m1Dir: string): Promise<LoopModels> {
+  const tok: Tokenizer = m1.world.tokenizer;
+  if (cfg.engine !== "llama.cpp") return builtinModels(trainable, tok, m1.stopTokens);
+  let gguf = m1.gguf;
+  if (!gguf) {
+    gguf = join(m1Dir, "model.gguf");
+    if (!(await exists(gguf))) {
+      await mkdir(m1Dir, { recursive: true });
+      await exportLlamaGguf(gguf, {
+        config: m1.base.config,
+        params: m1.base.params,
+        tokenizer: tok,
+        chatTemplate: m1.chatTemplate?.text,
+        name: "srlm-m1",
+      });
+    }
+  }
+  const lc = cfg.llama_cpp ?? { sequences: 8, exact_kv: false, threads: 0 };
+  return llamaCppModels(trainable, tok, {
+    baseGguf: gguf,
+    sequences: lc.sequences,
+    exactKv: lc.exact_kv,
+    threads: lc.threads > 0 ? lc.threads : autoLlamaThreads(),
+    stopTokens: m1.stopTokens,
+  });
 }
 
 /** config.resolved.yaml and manifest.json; a resumed run must carry the very same config. */
@@ -243,7 +383,7 @@ function stageBar(show: boolean) {
  * is written before it): when it is missing the stage runs again, which gives the same prompts.
  */
 async function iterationPrompts(
-  model: LlamaModel,
+  engine: GenerationEngine,
   world: World,
   cfg: RunConfig,
   t: number,
@@ -259,7 +399,7 @@ async function iterationPrompts(
     source === "file"
       ? await filePrompts(world, cfg, t)
       : source === "self_instruct"
-        ? await selfInstructPrompts(model, world, cfg, t, dir, show, log, signal)
+        ? await selfInstructPrompts(engine, world, cfg, t, dir, show, log, signal)
         : world.prompts(t, cfg.prompts.count, cfg.seed);
   if (cfg.judge.by === "gold") {
     const blind = prompts.find((p) => p.family === undefined);
@@ -350,7 +490,7 @@ export function selectSelfInstructed(
  * (the counts, and the accepted prompts per family). May return fewer than `count` prompts, or none.
  */
 async function selfInstructPrompts(
-  model: LlamaModel,
+  engine: GenerationEngine,
   world: World,
   cfg: RunConfig,
   t: number,
@@ -375,9 +515,7 @@ async function selfInstructPrompts(
   while (rounds < si.attempts && sel.accepted.length < count) {
     const start = texts.length;
     // Instruction i's examples depend on i only, its sample on (round, i): the same seed gives the same texts.
-    const res = await generate(
-      model,
-      world.tokenizer,
+    const res = await engine.generate(
       Array.from({ length: count }, (_, i) => world.newTaskPrompt(seedOf(cfg.seed, t, 3, 0), start + i)),
       {
         n: 1,
@@ -487,7 +625,8 @@ export async function rebuildMetrics(cfg: RunConfig, runDir: string): Promise<Re
       model: `M${t + 1}`,
       method: cfg.method,
       mode: modeOf(cfg),
-      ...flatSandboxMetrics(ev),
+      // A user model has no held-out evaluation (eval.json holds only model_dir).
+      ...(ev.judgeOwn !== undefined ? flatSandboxMetrics(ev) : {}),
     };
     if (t > 0) {
       const selfInstruct = join(dir, "self_instruct.json");
@@ -516,8 +655,17 @@ const f3 = (x: unknown) => (typeof x === "number" && Number.isFinite(x) ? x.toFi
 /** The per-iteration line the demo prints. */
 export function iterationLine(m: Record<string, unknown>): string {
   const it = m.iteration as number;
-  const head = `${String(m.model).padEnd(3)} gold ${f3(m["eval/gold"])}  exact ${f3(m["eval/exact"])}  judge pairwise ${f3(m["eval/judge_pairwise"])}  parse fail ${f3(m["eval/judge_parse_failures"])}  length ${Number(m["eval/length"]).toFixed(1)}`;
+  const head = `${String(m.model).padEnd(3)} gold ${f3(m["eval/gold"])}  exact ${f3(m["eval/exact"])}  judge pairwise ${f3(m["eval/judge_pairwise"])}  parse fail ${f3(m["eval/judge_parse_failures"])}  length ${typeof m["eval/length"] === "number" ? m["eval/length"].toFixed(1) : "–"}`;
   if (it === 0) return head;
   const written = typeof m["prompts/accepted"] === "number" ? `  | self-instruct ${m["prompts/accepted"]}/${m["prompts/generated"]}` : "";
   return `${head}${written}  | pairs ${m["pairs/count"]}  chosen−rejected gold ${f3(m["pairs/gold_gap"])}  truly better/worse ${f3(m["pairs/truly_better"])}/${f3(m["pairs/truly_worse"])}`;
+}
+
+/**
+ * llama_cpp.threads 0: leave one core to the process that trains and scores (and to the OS), at most 8.
+ * ggml's threads spin while they wait for each other, so on a machine with 2 busy cores the
+ * all-cores default ran 500× slower than 1 thread (39 s against 0.07 s for 8 × 24 tokens).
+ */
+export function autoLlamaThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(8, cores - 1));
 }

@@ -7,9 +7,9 @@
  */
 import { access, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { GenerationEngine } from "../engine/engine.js";
 import { readJsonl, writeJsonl } from "../io/jsonl.js";
 import { parseScore } from "../judge/parse.js";
-import { generate } from "../model/generate.js";
 import type { LlamaModel } from "../model/llama.js";
 import { firstDifference } from "../pairs/truncate.js";
 import { progress as progressBar } from "../run/progress.js";
@@ -17,8 +17,8 @@ import { dpoConfig } from "../train/config.js";
 import { tokenizePreference, tokenizeSft } from "../train/data.js";
 import { dpoMix } from "../train/dpo-mix.js";
 import type { Trainable } from "../train/trainable.js";
-import { loadWeights } from "../train/trainer.js";
 import type { RunConfig } from "./config.js";
+import type { LoopModels } from "./engines.js";
 import type { Candidate, Judgement, PairRecord } from "./records.js";
 import type { LoopPrompt, World } from "./world.js";
 
@@ -30,7 +30,10 @@ export const exists = (p: string) =>
 
 /** What a stage needs: the model (with whatever weights the caller loaded), the world and where to write. */
 export interface StageContext {
+  /** The builtin model: trains, scores log-probs, and gives the context length. */
   model: LlamaModel;
+  /** Samples and judges, with the same weights as `model` (engines.ts). */
+  engine: GenerationEngine;
   world: World;
   cfg: RunConfig;
   /** The iteration. */
@@ -110,15 +113,13 @@ export async function sampleStage(
   prompts: readonly LoopPrompt[],
   o: { name: string; stage: number; label: string },
 ): Promise<Candidate[]> {
-  const { model, world, cfg, t, dir, show, signal } = ctx;
+  const { engine, world, cfg, t, dir, show, signal } = ctx;
   const g = cfg.generate;
   const bar = show ? progressBar(`iteration ${t}: ${o.label}`, prompts.length * g.n) : undefined;
   let before = 0;
   const out = await chunked<Candidate>(dir, o.name, prompts.length, cfg.prompts.chunk, async (start, end, c) => {
     const chunk = prompts.slice(start, end);
-    const res = await generate(
-      model,
-      world.tokenizer,
+    const res = await engine.generate(
       chunk.map((p) => world.answerPrompt(p)),
       {
         n: g.n,
@@ -157,16 +158,14 @@ export async function judgeStage(
   candidates: readonly Candidate[],
   o: { name: string; stage: number; label: string },
 ): Promise<Judgement[]> {
-  const { model, world, cfg, t, dir, show, signal } = ctx;
+  const { engine, world, cfg, t, dir, show, signal } = ctx;
   const j = cfg.judge;
   const byPrompt = groupBy(candidates, (c) => c.prompt_id);
   const bar = show ? progressBar(`iteration ${t}: ${o.label}`, candidates.length * j.samples) : undefined;
   let before = 0;
   const out = await chunked<Judgement>(dir, o.name, prompts.length, cfg.prompts.chunk, async (start, end, c) => {
     const cands = prompts.slice(start, end).flatMap((p) => (byPrompt.get(p.id) ?? []).map((cand) => ({ p, cand })));
-    const res = await generate(
-      model,
-      world.tokenizer,
+    const res = await engine.generate(
       cands.map(({ p, cand }) => world.judgePrompt(p, cand.text)),
       {
         n: j.samples,
@@ -190,20 +189,17 @@ export async function judgeStage(
   return out;
 }
 
-/** The weights file of a model folder (M1's, a DPO step's final/). */
-export const weightsOf = (modelDir: string) => join(modelDir, "model.safetensors");
-
 /**
- * Runs `f` with the weights of `modelDir` loaded, then loads `restoreDir` (M_t) again, also when `f`
- * throws: a method that scores or samples with another model (M1, M_{t−1}, the future model) leaves the
- * loop's model as it found it.
+ * Runs `f` with the model saved in `modelDir` loaded (in the trainable and the engine), then loads
+ * `restoreDir` (M_t) again, also when `f` throws: a method that scores or samples with another model
+ * (M1, M_{t−1}, the future model) leaves the loop's model as it found it.
  */
-export async function withWeights<T>(trainable: Trainable, modelDir: string, restoreDir: string, f: () => Promise<T>): Promise<T> {
-  await loadWeights(trainable, weightsOf(modelDir));
+export async function withWeights<T>(models: LoopModels, modelDir: string, restoreDir: string, f: () => Promise<T>): Promise<T> {
+  await models.use(modelDir);
   try {
     return await f();
   } finally {
-    await loadWeights(trainable, weightsOf(restoreDir));
+    await models.use(restoreDir);
   }
 }
 

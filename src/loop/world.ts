@@ -58,6 +58,9 @@ export interface World {
   metaJudgePrompt(p: LoopPrompt, answer: string, first: string, second: string): string;
   /** Seed rows (prompt → completion) M1 was trained on; mixed into the DPO steps. */
   seedData(): Promise<{ prompt: string; completion: string }[]>;
-  /** Held-out evaluation as flat `eval/…` metrics, and the full record to keep beside them. */
-  evaluate(model: LlamaModel, o: EvalOptions): Promise<{ flat: Record<string, number>; full: unknown }>;
+  /**
+   * Held-out evaluation as flat `eval/…` metrics, and the full record to keep beside them; absent
+   * where the world has no held-out truth (a user's model: eval.json then records only the model).
+   */
+  evaluate?(model: LlamaModel, o: EvalOptions): Promise<{ flat: Record<string, number>; full: unknown }>;
 }

@@ -54,6 +54,16 @@ export interface GenerateOptions {
   n?: number;
   /** Seed of the samples' PRNGs (default 0). */
   seed?: number;
+  /**
+   * The PRNG seed of sample `sample` of prompt `prompt` (default `seedFor(seed, prompt, sample)`).
+   * A server batching unrelated requests into one call gives each its own seed this way, so a
+   * request's samples do not depend on which other requests share its batch.
+   */
+  sampleSeed?: (prompt: number, sample: number) => number;
+  /** Also return each sampled token's log-prob (`Sample.tokenLogprobs`; default false). */
+  tokenLogprobs?: boolean;
+  /** Also return the k most likely tokens at each step with their log-probs (`Sample.topLogprobs`; default 0). */
+  topLogprobs?: number;
   /** Token ids that end a sample (default: the tokenizer's EOS, if any). Kept in `ids`, not in `text`. */
   stopTokens?: number[];
   /** Strings that end a sample; `text` is cut before the first occurrence. Needs a tokenizer. */
@@ -74,6 +84,10 @@ export interface Sample {
   text: string;
   /** Σ log p(id) of `ids` under the model's own distribution (temperature 1, no truncation). */
   logprob: number;
+  /** log p of each id of `ids` (same distribution as `logprob`, which is their sum); only with `tokenLogprobs`. */
+  tokenLogprobs?: number[];
+  /** At each step, the `topLogprobs` most likely ids and their log-probs, most likely first; only with `topLogprobs`. */
+  topLogprobs?: { id: number; logprob: number }[][];
   finishReason: "stop" | "length";
 }
 
@@ -87,10 +101,26 @@ interface Slot {
   last: number; // last sampled token (to feed next)
   ids: number[];
   logprob: number;
+  tokenLogprobs: number[] | undefined;
+  topLogprobs: { id: number; logprob: number }[][] | undefined;
   rng: () => number;
   done: boolean;
   finish: "stop" | "length";
   textEnd: number; // where `text` is cut for a stop string (−1 = none)
+}
+
+/** Ids of the k largest entries of row[off, off + V), largest first (ties: lower id first); k is small. */
+function topK(row: Float32Array, off: number, V: number, k: number): number[] {
+  const best: number[] = [];
+  for (let v = 0; v < V && k > 0; v++) {
+    const x = row[off + v];
+    if (best.length === k && x <= row[off + best[k - 1]]) continue;
+    let at = best.length === k ? k - 1 : best.length;
+    while (at > 0 && row[off + best[at - 1]] < x) at--;
+    best.splice(at, 0, v);
+    if (best.length > k) best.pop();
+  }
+  return best;
 }
 
 /** Seed of sample `sample` of prompt `prompt` (exported so that other engines draw the same streams). */
@@ -134,6 +164,9 @@ export async function generate(
   const P = ids.length;
   if (P === 0) return [];
   const seed = opts.seed ?? 0;
+  const topLogprobs = opts.topLogprobs ?? 0;
+  if (!(Number.isInteger(topLogprobs) && topLogprobs >= 0)) throw new RangeError(`topLogprobs must be an integer ≥ 0, got ${topLogprobs}`);
+  const sampleSeed = opts.sampleSeed ?? ((p: number, i: number) => seedFor(seed, p, i));
   const signal = opts.signal;
   const V = c.vocabSize;
   const KV = c.nKvHeads;
@@ -157,7 +190,11 @@ export async function generate(
   // Choose a token for a slot from a logits row, and decide whether it finishes.
   const accept = (slot: Slot, logits: Float32Array, off: number) => {
     const t = sampleToken(logits, off, V, sp, slot.rng, scratch);
-    slot.logprob += logits[off + t] - logSumExp(logits, off, V);
+    const lse = logSumExp(logits, off, V);
+    const lp = logits[off + t] - lse;
+    slot.logprob += lp;
+    slot.tokenLogprobs?.push(lp);
+    slot.topLogprobs?.push(topK(logits, off, V, topLogprobs).map((id) => ({ id, logprob: logits[off + id] - lse })));
     slot.ids.push(t);
     slot.last = t;
     if (stopTokens.has(t)) {
@@ -195,6 +232,8 @@ export async function generate(
       ids: slot.ids,
       text,
       logprob: slot.logprob,
+      ...(slot.tokenLogprobs ? { tokenLogprobs: slot.tokenLogprobs } : {}),
+      ...(slot.topLogprobs ? { topLogprobs: slot.topLogprobs } : {}),
       finishReason: slot.finish,
     };
     slots[s] = undefined;
@@ -250,7 +289,9 @@ export async function generate(
           last: -1,
           ids: [],
           logprob: 0,
-          rng: mulberry32(seedFor(seed, next + j, i)),
+          tokenLogprobs: opts.tokenLogprobs ? [] : undefined,
+          topLogprobs: topLogprobs > 0 ? [] : undefined,
+          rng: mulberry32(sampleSeed(next + j, i)),
           done: false,
           finish: "length",
           textEnd: -1,

@@ -26,7 +26,7 @@ export interface ReportOptions {
 }
 
 /** One chart: its main metric, an optional dashed companion, and how its y axis starts. */
-interface ChartSpec {
+export interface ChartSpec {
   metric: string;
   title: string;
   /** Companion metric drawn dashed in the same colour (e.g. likelihood next to judge accuracy). */
@@ -85,7 +85,7 @@ const KNOWN_ORDER = [
 const LABEL_KEYS = new Set(["iteration", "model", "method", "mode"]);
 
 /** Tableau 10: distinct, colour-blind friendlier than a rainbow. */
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+export const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
@@ -106,7 +106,7 @@ function num(v: unknown): number | null {
 }
 
 /** One line on the charts: a run, or a run's method/mode when one run file mixes several. */
-interface Series {
+export interface Series {
   label: string;
   color: string;
   /** Sorted by iteration, one row per iteration (the last one wins, as after a resume). */
@@ -184,15 +184,16 @@ interface Line {
   metric: string;
   label: string;
   dashed: boolean;
-  points: { it: number; v: number | null }[];
+  /** `std`: the spread at the point (row key `<metric>:std`, written by srlm compare), drawn as an error bar. */
+  points: { it: number; v: number | null; std: number | null }[];
 }
 
-function renderChart(spec: ChartSpec, series: Series[], xRange: [number, number]): string | null {
+export function renderChart(spec: ChartSpec, series: Series[], xRange: [number, number]): string | null {
   const lines: Line[] = [];
   const metrics = spec.extra ? [spec.metric, spec.extra.metric] : [spec.metric];
   for (const s of series) {
     for (const metric of metrics) {
-      const points = s.rows.map((r) => ({ it: r.iteration as number, v: num(r[metric]) }));
+      const points = s.rows.map((r) => ({ it: r.iteration as number, v: num(r[metric]), std: num(r[`${metric}:std`]) }));
       if (!points.some((p) => p.v !== null)) continue;
       const dashed = metric !== spec.metric;
       const what = dashed ? spec.extra!.label : spec.mainLabel;
@@ -201,7 +202,7 @@ function renderChart(spec: ChartSpec, series: Series[], xRange: [number, number]
   }
   if (!lines.length) return null;
 
-  const values = lines.flatMap((l) => l.points.flatMap((p) => (p.v === null ? [] : [p.v])));
+  const values = lines.flatMap((l) => l.points.flatMap((p) => (p.v === null ? [] : p.std === null ? [p.v] : [p.v - p.std, p.v + p.std])));
   const [y0, y1] = yDomain(values, spec);
   let [x0, x1] = xRange;
   if (x1 - x0 < 1) {
@@ -267,10 +268,18 @@ function renderChart(spec: ChartSpec, series: Series[], xRange: [number, number]
       `<path class="series${l.dashed ? " dashed" : ""}" data-series="${escapeHtml(l.series.label)}" data-metric="${escapeHtml(l.metric)}" d="${d.trim()}" stroke="${l.series.color}" stroke-width="${width}"${dash}/>`,
     );
     for (const p of l.points) {
+      if (p.v === null || p.std === null) continue;
+      // ± std over seeds: a vertical bar with caps, under the point.
+      const [x, lo, hi] = [sx(p.it), sy(p.v - p.std), sy(p.v + p.std)];
+      parts.push(
+        `<path class="errbar" data-series="${escapeHtml(l.series.label)}" data-metric="${escapeHtml(l.metric)}" d="M${f(x)} ${f(lo)} L${f(x)} ${f(hi)} M${f(x - 4)} ${f(lo)} L${f(x + 4)} ${f(lo)} M${f(x - 4)} ${f(hi)} L${f(x + 4)} ${f(hi)}" stroke="${l.series.color}"/>`,
+      );
+    }
+    for (const p of l.points) {
       if (p.v === null) continue;
       const fill = l.dashed ? "#fff" : l.series.color;
       parts.push(
-        `<circle class="point" data-series="${escapeHtml(l.series.label)}" data-metric="${escapeHtml(l.metric)}" data-iteration="${p.it}" cx="${f(sx(p.it))}" cy="${f(sy(p.v))}" r="${radius}" fill="${fill}" stroke="${l.series.color}"><title>${escapeHtml(`${l.label} · iteration ${p.it}: ${formatNumber(p.v)}`)}</title></circle>`,
+        `<circle class="point" data-series="${escapeHtml(l.series.label)}" data-metric="${escapeHtml(l.metric)}" data-iteration="${p.it}" cx="${f(sx(p.it))}" cy="${f(sy(p.v))}" r="${radius}" fill="${fill}" stroke="${l.series.color}"><title>${escapeHtml(`${l.label} · iteration ${p.it}: ${formatNumber(p.v)}${p.std !== null ? ` ± ${formatNumber(p.std)}` : ""}`)}</title></circle>`,
       );
     }
   }
@@ -337,7 +346,7 @@ function manifestTable(m: Record<string, unknown>): string {
   return `<table class="manifest"><tbody>${rows.join("")}</tbody></table>`;
 }
 
-const CSS = `
+export const CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #222; background: #fff; margin: 0; padding: 20px 28px 40px; }
@@ -361,6 +370,7 @@ svg.chart text { font-family: inherit; }
 .grid { stroke: #eee; stroke-width: 1; }
 .zero { stroke: #999; stroke-width: 1; stroke-dasharray: 2 2; }
 .axis, .tickmark { stroke: #444; stroke-width: 1; }
+path.errbar { fill: none; stroke-width: 1.5; opacity: 0.7; }
 path.series { fill: none; stroke-linejoin: round; stroke-linecap: round; }
 circle.point { stroke-width: 1.5; }
 .scroll { overflow-x: auto; }

@@ -11,6 +11,7 @@ import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { builtinEngine } from "../../src/engine/engine.js";
 import type { Kernels } from "../../src/engine/kernels.js";
 import { createKernels } from "../../src/engine/ort.js";
 import { readJsonl } from "../../src/io/jsonl.js";
@@ -171,7 +172,12 @@ test("meta: the meta-judge stage on M1 with hand-made judgements: two orders per
     { prompt_id: p.id, candidate: 0, sample: 1, text: "+----\nScore: 1", score: 1 },
   ]);
   const out = join(dir, "meta-stage");
-  const metas = await metaJudgeStage({ model, world, cfg, t: 1, dir: out, show: false }, prompts.slice(0, 2), candidates, judgements);
+  const metas = await metaJudgeStage(
+    { model, engine: builtinEngine(model, world.tokenizer), world, cfg, t: 1, dir: out, show: false },
+    prompts.slice(0, 2),
+    candidates,
+    judgements,
+  );
   assert.equal(metas.length, 4, "two targets × two orders");
   assert.deepEqual(
     metas.map((m) => [m.prompt_id, m.order, m.high, m.low]),
@@ -203,7 +209,7 @@ test("meta: the meta-judge stage on M1 with hand-made judgements: two orders per
   };
   const trainDir = join(dir, "meta-train");
   await trainStage(
-    { model, world, cfg, t: 1, dir: out, show: false, trainable: fullTrainable(model) },
+    { model, engine: builtinEngine(model, world.tokenizer), world, cfg, t: 1, dir: out, show: false, trainable: fullTrainable(model) },
     prompts,
     [...built.pairs, answer],
     trainDir,
