@@ -3,6 +3,8 @@
  * bound to 127.0.0.1 unless --host says otherwise. It prints one line when it listens
  * (`srlm serve: <name> listening on http://127.0.0.1:<port>/v1`) and stops gracefully on SIGTERM or
  * SIGINT: no new connections, queued requests finished, then exit (a second signal exits at once).
+ * `--enable-lora` turns on vLLM's runtime LoRA routes (load/unload an adapter folder by name), which
+ * `srlm run` with `engine: openai` uses to serve each iteration's adapter.
  */
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,7 +15,7 @@ import { SrlmServer } from "../serve/server.js";
 
 export const serveUsage =
   "srlm serve <model-dir> [--host 127.0.0.1] [--port 8000] [--model-name <dir name>] [--max-tokens-limit 1024]\n" +
-  "  [--max-body-bytes 1048576] [--max-n 64] [--max-batch 256] [--kernels ort|reference] [--quiet]";
+  "  [--max-body-bytes 1048576] [--max-n 64] [--max-batch 256] [--enable-lora] [--max-loras 4] [--kernels ort|reference] [--quiet]";
 
 export class ServeError extends Error {
   override name = "ServeError";
@@ -38,6 +40,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       "max-body-bytes": { type: "string" },
       "max-n": { type: "string" },
       "max-batch": { type: "string" },
+      "enable-lora": { type: "boolean", default: false },
+      "max-loras": { type: "string" },
       kernels: { type: "string", default: "ort" },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
@@ -71,6 +75,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       maxBodyBytes: intOption("max-body-bytes", values["max-body-bytes"], 1),
       maxN: intOption("max-n", values["max-n"], 1),
       maxBatch: intOption("max-batch", values["max-batch"], 1),
+      enableLora: values["enable-lora"],
+      maxLoras: intOption("max-loras", values["max-loras"], 1),
       log,
     },
   );

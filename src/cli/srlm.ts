@@ -10,7 +10,8 @@
  *   srlm report <run-dir>…                                           a self-contained HTML report
  *   srlm export <model-dir> --format gguf --out file.gguf            a model for llama.cpp (export.ts)
  *   srlm export <adapter-dir> --format gguf --base … --out lora.gguf a LoRA adapter for llama.cpp
- *   srlm serve <model-dir> [--port 8000]                             an OpenAI-compatible server (serve.ts)
+ *   srlm export-pairs <run-dir> --format trl [--iteration t]         an iteration's pairs as a TRL data set (export-pairs.ts)
+ *   srlm serve <model-dir> [--port 8000] [--enable-lora]             an OpenAI-compatible server, vLLM's LoRA routes (serve.ts)
  */
 import { compareCommand, compareUsage } from "./compare.js";
 import { demoCommand } from "./demo-loop.js";
@@ -20,6 +21,7 @@ import { evalGsm8kCommand, evalGsm8kUsage } from "./eval-gsm8k.js";
 import { evalMtBenchCommand, evalMtBenchUsage } from "./eval-mt-bench.js";
 import { evalRewardBenchCommand, evalRewardBenchUsage } from "./eval-rewardbench.js";
 import { exportCommand, exportUsage } from "./export.js";
+import { exportPairsCommand, exportPairsUsage } from "./export-pairs.js";
 import { reportCommand } from "./report.js";
 import { runCommand, runUsage } from "./run.js";
 import { sandboxSftCommand } from "./sandbox-sft.js";
@@ -37,6 +39,7 @@ const usage = `usage:
   srlm sandbox sft [--preset sandbox|sandbox-tiny] [--out runs/<preset>] [--set key=value]… [--kernels ort|reference]
   srlm report <run-dir> [more run dirs…] [--out report.html]
   ${exportUsage}
+  ${exportPairsUsage}
   ${serveUsage}
 `;
 
@@ -52,6 +55,7 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === "eval") return evalCommand(argv.slice(1));
   if (cmd === "report") return reportCommand(argv.slice(1));
   if (cmd === "export") return exportCommand(argv.slice(1));
+  if (cmd === "export-pairs") return exportPairsCommand(argv.slice(1));
   if (cmd === "serve") return serveCommand(argv.slice(1));
   if (cmd === "sandbox" && sub === "sft") return sandboxSftCommand(rest);
   process.stderr.write(cmd ? `srlm: unknown command "${[cmd, sub].filter(Boolean).join(" ")}"\n${usage}` : usage);

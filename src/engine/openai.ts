@@ -11,6 +11,13 @@
  *    `Sample.logprob` is their sum. Without it `Sample.logprob` is NaN and `capabilities.logprobs` is
  *    false: callers whose rewards need log-probs must refuse (`requireLogprobs`).
  *  - `topK`: the `top_k` extension (vLLM, llama.cpp, srlm); without it a topK > 0 is an error.
+ *  - `lora`: vLLM's dynamic LoRA API (`POST /v1/load_lora_adapter`, `/v1/unload_lora_adapter`).
+ *    An adapter added with `addLoraAdapter(name, path)` is loaded on a server when a request naming
+ *    it there gets 404 (never loaded there, or the server restarted), and the request is sent again.
+ *  - `srlmSeeds`: the server draws sample j of a one-prompt request seeded s from seedFor(s, 0, j),
+ *    as `srlm serve` does. The engine then sends one request per sample, seeded
+ *    requestSeedFor(seedFor(seed, p, i)), so that sample i of prompt p draws from the very stream the
+ *    builtin engine gives it: same model and seed, same samples (up to the float bits of batching).
  *
  * `server` picks a row of SERVER_CAPABILITIES as the default, `capabilities` overrides single fields.
  * Token ids never come back (`tokenIds: false`); token-id prompts need the completions mode.
@@ -29,7 +36,7 @@
  * sent as `Authorization: Bearer …`, and never written to errors or logs.
  */
 import { z } from "zod";
-import { type GenerateOptions, type Prompt, type Sample, seedFor } from "../model/generate.js";
+import { type GenerateOptions, type Prompt, requestSeedFor, type Sample, seedFor } from "../model/generate.js";
 import type { EngineCapabilities, GenerationEngine } from "./engine.js";
 import { GenerationJournal, type JournalEntry, journalKey } from "./journal.js";
 
@@ -38,6 +45,8 @@ export interface OpenAIServerCapabilities {
   seed: boolean;
   logprobs: boolean;
   topK: boolean;
+  lora: boolean;
+  srlmSeeds: boolean;
 }
 
 /**
@@ -45,20 +54,23 @@ export interface OpenAIServerCapabilities {
  * field). vLLM: all of them (its logprobs are the raw model's by default). llama.cpp's llama-server:
  * no n > 1 on chat ("only one completion choice"), so one request per sample; logprobs since late
  * 2024 (pre-sampling probabilities). Ollama: seed and chat logprobs in recent versions, no n; its
- * logprobs are off here because older versions drop the field silently. srlm serve: everything.
+ * logprobs are off here because older versions drop the field silently. LoRA hot-loading by path:
+ * vLLM (with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) and srlm serve (--enable-lora);
+ * llama-server only rescales adapters given at its start, Ollama bakes adapters into a model.
+ * srlm serve: everything, and its seeds (srlmSeeds).
  */
 export const SERVER_CAPABILITIES = {
-  vllm: { n: true, seed: true, logprobs: true, topK: true },
-  "llama.cpp": { n: false, seed: true, logprobs: true, topK: true },
-  ollama: { n: false, seed: true, logprobs: false, topK: false },
-  srlm: { n: true, seed: true, logprobs: true, topK: true },
+  vllm: { n: true, seed: true, logprobs: true, topK: true, lora: true, srlmSeeds: false },
+  "llama.cpp": { n: false, seed: true, logprobs: true, topK: true, lora: false, srlmSeeds: false },
+  ollama: { n: false, seed: true, logprobs: false, topK: false, lora: false, srlmSeeds: false },
+  srlm: { n: true, seed: true, logprobs: true, topK: true, lora: true, srlmSeeds: true },
 } as const satisfies Record<string, OpenAIServerCapabilities>;
 export type OpenAIServerKind = keyof typeof SERVER_CAPABILITIES;
 
 export interface OpenAIEngineOptions {
   /** Base URLs as OpenAI clients take them (`http://127.0.0.1:8000/v1`), one per server. */
   baseUrls: readonly string[];
-  /** The `model` field of every request. */
+  /** The `model` field of the requests (the base model's name; `useModel` switches it). */
   model: string;
   /** Name of the environment variable holding the API key (none: no Authorization header). */
   apiKeyEnv?: string;
@@ -194,7 +206,7 @@ export function buildRequestBody(
   prompt: Prompt,
   unit: Pick<RequestUnit, "n" | "seed">,
   s: Settings,
-  caps: OpenAIServerCapabilities,
+  caps: Pick<OpenAIServerCapabilities, "logprobs">,
 ): Record<string, unknown> {
   const body: Record<string, unknown> = { model };
   if (mode === "chat") {
@@ -241,7 +253,7 @@ export function parseChoices(
   mode: "completions" | "chat",
   json: unknown,
   n: number,
-  caps: OpenAIServerCapabilities,
+  caps: Pick<OpenAIServerCapabilities, "logprobs">,
   where: string,
 ): Omit<JournalEntry, "key">[] {
   const schema = mode === "chat" ? ChatResponse : CompletionResponse;
@@ -318,19 +330,26 @@ export interface OpenAIEngineStats {
   journalHits: number;
   /** Samples received from a server. */
   samples: number;
+  /** LoRA adapters loaded on a server (each load on each URL counts). */
+  loraLoads: number;
 }
 
 export class OpenAIEngine implements GenerationEngine {
   readonly name = "openai";
   readonly capabilities: EngineCapabilities;
   readonly server: OpenAIServerCapabilities;
-  readonly stats: OpenAIEngineStats = { requests: 0, retries: 0, journalHits: 0, samples: 0 };
+  readonly stats: OpenAIEngineStats = { requests: 0, retries: 0, journalHits: 0, samples: 0, loraLoads: 0 };
   private readonly urls: { base: string; shown: string; inFlight: number; downUntil: number }[];
   private readonly mode: "completions" | "chat";
   private readonly headers: Record<string, string>;
   private readonly o: OpenAIEngineOptions;
   private journal: Promise<GenerationJournal> | undefined;
   private turn = 0;
+  private modelName: string;
+  /** LoRA adapters this engine may name: lora_name → lora_path (as the server sees the path). */
+  private readonly loras = new Map<string, string>();
+  /** Loads in flight, by URL and adapter, so that concurrent 404s wait for one load. */
+  private readonly loading = new Map<string, Promise<void>>();
 
   constructor(opts: OpenAIEngineOptions) {
     this.o = opts;
@@ -347,6 +366,7 @@ export class OpenAIEngine implements GenerationEngine {
       return { base: b.replace(/\/+$/, ""), shown: redact(b), inFlight: 0, downUntil: 0 };
     });
     if (!opts.model) throw new OpenAIEngineError("model: a model name is needed");
+    this.modelName = opts.model;
     this.mode = opts.mode ?? "completions";
     if (this.mode !== "completions" && this.mode !== "chat")
       throw new OpenAIEngineError(`mode: "completions" or "chat", got ${JSON.stringify(this.mode)}`);
@@ -371,6 +391,52 @@ export class OpenAIEngine implements GenerationEngine {
     }
   }
 
+  /** The model requests name now (the base model, or an adapter after `useModel`). */
+  get model(): string {
+    return this.modelName;
+  }
+
+  /** Name `model` in the requests of later `generate` calls: the base model or an adapter added with `addLoraAdapter`. */
+  useModel(model: string): void {
+    if (!model) throw new OpenAIEngineError("model: a model name is needed");
+    this.modelName = model;
+  }
+
+  /**
+   * Let requests name the LoRA adapter `name`, whose PEFT folder the servers read at `path` (vLLM's
+   * `lora_name` and `lora_path`). Nothing is sent now: a server gets the adapter when a request for
+   * it there returns 404, which also covers a server restarted since. `name` must identify the
+   * adapter's contents: a server that already has `name` is not asked to load it again.
+   */
+  addLoraAdapter(name: string, path: string): void {
+    if (!this.server.lora) {
+      throw new OpenAIEngineError(
+        `LoRA adapter "${name}": this server cannot hot-load adapters (capabilities.lora is false; vLLM and srlm serve can)`,
+      );
+    }
+    this.loras.set(name, path);
+  }
+
+  /**
+   * Forget the adapter and unload it from every server (`POST /unload_lora_adapter`). Failures are
+   * logged, not thrown: unloading only frees server memory, and a server that restarted (404) has
+   * nothing to unload.
+   */
+  async removeLoraAdapter(name: string): Promise<void> {
+    if (!this.loras.delete(name)) return;
+    await Promise.all(
+      this.urls.map(async (url) => {
+        try {
+          const res = await this.post(url, "/unload_lora_adapter", { lora_name: name }, AbortSignal.timeout(this.o.timeoutMs ?? 120_000));
+          if (!res.ok && res.status !== 404)
+            this.o.log?.(`openai engine: unloading "${name}" from ${url.shown}: HTTP ${res.status}: ${res.text.slice(0, 200)}`);
+        } catch (e) {
+          this.o.log?.(`openai engine: unloading "${name}" from ${url.shown}: ${(e as Error).message}${causeOf(e)}`);
+        }
+      }),
+    );
+  }
+
   async generate(prompts: readonly Prompt[], opts: GenerateOptions = {}): Promise<Sample[][]> {
     if (opts.stopTokens?.length) {
       throw new OpenAIEngineError(
@@ -388,15 +454,21 @@ export class OpenAIEngine implements GenerationEngine {
       if (i >= 0) throw new OpenAIEngineError(`prompt ${i}: chat mode needs text prompts (token ids need mode: completions)`);
     }
     const journal = this.o.journal ? await (this.journal ??= GenerationJournal.open(this.o.journal)) : undefined;
+    // One model for the whole call, whatever useModel does meanwhile.
+    const model = this.modelName;
 
     const units: RequestUnit[] = [];
+    const caps = this.server;
     for (let p = 0; p < prompts.length; p++) {
-      if (this.server.n && n > 1) units.push({ prompt: p, first: 0, n, seed: this.server.seed ? seedFor(seed, p, 0) : undefined });
-      else for (let i = 0; i < n; i++) units.push({ prompt: p, first: i, n: 1, seed: this.server.seed ? seedFor(seed, p, i) : undefined });
+      if (caps.seed && caps.srlmSeeds) {
+        // srlm serve draws sample 0 of a request seeded r from seedFor(r, 0, 0): choose r so that it is the builtin's stream.
+        for (let i = 0; i < n; i++) units.push({ prompt: p, first: i, n: 1, seed: requestSeedFor(seedFor(seed, p, i)) });
+      } else if (caps.n && n > 1) units.push({ prompt: p, first: 0, n, seed: caps.seed ? seedFor(seed, p, 0) : undefined });
+      else for (let i = 0; i < n; i++) units.push({ prompt: p, first: i, n: 1, seed: caps.seed ? seedFor(seed, p, i) : undefined });
     }
     const out: Sample[][] = prompts.map(() => new Array<Sample>(n));
     const keyOf = (u: RequestUnit, j: number) =>
-      journalKey({ v: 1, model: this.o.model, mode: this.mode, prompt: prompts[u.prompt], ...s, n: u.n, seed: u.seed ?? null, sample: j });
+      journalKey({ v: 1, model, mode: this.mode, prompt: prompts[u.prompt], ...s, n: u.n, seed: u.seed ?? null, sample: j });
     let done = 0;
     let tokens = 0;
     const place = (u: RequestUnit, e: Omit<JournalEntry, "key">[]) => {
@@ -431,8 +503,8 @@ export class OpenAIEngine implements GenerationEngine {
     const worker = async () => {
       while (next < todo.length && !signal.aborted) {
         const u = todo[next++];
-        const body = buildRequestBody(this.mode, this.o.model, prompts[u.prompt], u, s, this.server);
-        const got = await this.request(body, u.n, signal);
+        const body = buildRequestBody(this.mode, model, prompts[u.prompt], u, s, this.server);
+        const got = await this.request(body, model, u.n, signal);
         this.stats.samples += got.length;
         if (journal) await journal.append(got.map((e, j) => ({ key: keyOf(u, j), ...e })));
         place(u, got);
@@ -467,7 +539,12 @@ export class OpenAIEngine implements GenerationEngine {
   }
 
   /** POST one body with timeout and bounded retries; returns its samples. */
-  private async request(body: Record<string, unknown>, n: number, signal: AbortSignal): Promise<Omit<JournalEntry, "key">[]> {
+  private async request(
+    body: Record<string, unknown>,
+    model: string,
+    n: number,
+    signal: AbortSignal,
+  ): Promise<Omit<JournalEntry, "key">[]> {
     const path = this.mode === "chat" ? "/chat/completions" : "/completions";
     const maxRetries = this.o.maxRetries ?? 6;
     const policy = { baseMs: this.o.retryBaseMs ?? 500, maxMs: this.o.retryMaxMs ?? 15_000 };
@@ -502,6 +579,12 @@ export class OpenAIEngine implements GenerationEngine {
           return parseChoices(this.mode, json, n, this.server, where);
         }
         const err = new OpenAIHttpError(res.status, where, raw);
+        if (res.status === 404 && this.loras.has(model) && attempt < maxRetries) {
+          // The server does not know the adapter: not loaded there yet, or the server restarted. Load it, ask again.
+          await this.ensureLora(url, model, signal);
+          this.stats.retries++;
+          continue;
+        }
         if (!isRetryableStatus(res.status)) throw err;
         last = err;
         retryAfter = parseRetryAfter(res.headers.get("retry-after"));
@@ -522,6 +605,56 @@ export class OpenAIEngine implements GenerationEngine {
       this.o.log?.(`openai engine: ${last.message.slice(0, 200)}; retry ${attempt + 1}/${maxRetries} in ${delay.toFixed(0)} ms`);
       await sleep(delay, signal);
     }
+  }
+
+  /** POST a JSON body to `base + path` with the engine's headers; the response's status and text. */
+  private async post(
+    url: { base: string },
+    path: string,
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<{ ok: boolean; status: number; text: string }> {
+    const res = await (this.o.fetch ?? fetch)(`${url.base}${path}`, {
+      method: "POST",
+      headers: this.headers,
+      body: JSON.stringify(body),
+      signal,
+    });
+    return { ok: res.ok, status: res.status, text: await res.text() };
+  }
+
+  /** Load adapter `name` on one URL, once however many requests found it missing there at the same time. */
+  private ensureLora(url: { base: string; shown: string }, name: string, signal: AbortSignal): Promise<void> {
+    const key = `${url.base}\u0000${name}`;
+    let p = this.loading.get(key);
+    if (!p) {
+      p = this.loadLora(url, name, signal).finally(() => this.loading.delete(key));
+      this.loading.set(key, p);
+    }
+    return p;
+  }
+
+  private async loadLora(url: { base: string; shown: string }, name: string, signal: AbortSignal): Promise<void> {
+    const path = this.loras.get(name) as string;
+    const timeoutMs = this.o.timeoutMs ?? 120_000;
+    const res = await this.post(
+      url,
+      "/load_lora_adapter",
+      { lora_name: name, lora_path: path },
+      AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+    );
+    // vLLM answers 400 "has already been loaded" to a second load of a name (another worker, or another run on this server).
+    if (res.ok || (res.status === 400 && /already been loaded/.test(res.text))) {
+      if (res.ok) this.stats.loraLoads++;
+      this.o.log?.(`openai engine: LoRA adapter "${name}" ${res.ok ? "loaded" : "already loaded"} on ${url.shown}`);
+      return;
+    }
+    const hint =
+      res.status === 404 || res.status === 405
+        ? " (is runtime LoRA loading on? srlm serve needs --enable-lora; vLLM needs --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; and the server must be able to read lora_path)"
+        : "";
+    // The body first, cut short, so that the hint survives OpenAIHttpError's cut at 500 characters.
+    throw new OpenAIHttpError(res.status, `${url.shown}/load_lora_adapter`, `${res.text.slice(0, 250)}${hint}`);
   }
 
   async dispose(): Promise<void> {

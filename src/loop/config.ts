@@ -11,6 +11,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
+import { type OpenAIServerKind, SERVER_CAPABILITIES } from "../engine/openai.js";
 import { ConfigError } from "../model/config.js";
 import { DpoConfigSchema } from "../train/config.js";
 
@@ -99,7 +100,7 @@ export const TemporalSchema = z
 const methodBlocks = { cream: CreamSchema, scir: ScirSchema, meta: MetaSchema, temporal: TemporalSchema } as const;
 
 /** The engines `engine:` selects for sampling and judging (src/engine/engine.ts); training is always the builtin's. */
-export const ENGINES = ["builtin", "llama.cpp"] as const;
+export const ENGINES = ["builtin", "llama.cpp", "openai"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 /**
@@ -143,6 +144,156 @@ export const LlamaCppSchema = z
   })
   .strict();
 
+/** An OpenAI client's base URL: http(s), usually ending in /v1. */
+const baseUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "expected an http:// or https:// base URL such as http://127.0.0.1:8000/v1");
+
+/** The server kinds of engine openai; each picks a row of SERVER_CAPABILITIES (src/engine/openai.ts). */
+export const OPENAI_SERVERS = ["vllm", "llama.cpp", "ollama", "srlm"] as const satisfies readonly OpenAIServerKind[];
+
+/**
+ * The OpenAI-compatible servers of engine `openai` (src/engine/openai.ts, docs/serving.md): vLLM or
+ * `srlm serve` running M1's base weights, which the loop hot-loads each iteration's LoRA adapter into.
+ * The API key is named, never given: this block is written to config.resolved.yaml.
+ */
+export const OpenAISchema = z
+  .object({
+    /** Base URLs, one per server (`http://host:8000/v1`; one URL may be given as a string). Requests go to the least busy. Required. */
+    base_urls: z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(baseUrl).min(1)),
+    /** M1's name on the servers (vLLM `--served-model-name`, `srlm serve --model-name`). Required. */
+    model: z.string().min(1),
+    /**
+     * What the servers can do (default vllm): vllm, llama.cpp (llama-server), ollama, or srlm (`srlm serve`,
+     * which then samples exactly the builtin engine's tokens from the same seeds). Only vllm and srlm
+     * hot-load LoRA adapters, which every iteration after the first samples from.
+     */
+    server: z.enum(OPENAI_SERVERS).default("vllm"),
+    /** Name of the environment variable holding the API key (sent as a Bearer token); null (default) = no key. */
+    api_key_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected the name of an environment variable (the key itself never goes into a config)")
+      .nullable()
+      .default(null),
+    /** Seconds a request may take before it is abandoned and retried (default 120). */
+    timeout_s: z.number().positive().default(120),
+    /**
+     * Retries of a request after 408, 429, 5xx, a timeout or a refused connection, with exponential
+     * backoff capped at 15 s (default 6: up to ≈ 30 s of waiting, enough for a server restart).
+     */
+    retries: int(0).default(6),
+    /** Requests in flight at once over all servers (default 8). */
+    concurrency: int(1).default(8),
+  })
+  .strict();
+export type OpenAISettings = z.output<typeof OpenAISchema>;
+
+/** What trains the DPO step M_t → M_{t+1}: the builtin trainer, or Hugging Face TRL (src/loop/trl.ts). */
+export const TRAINERS = ["builtin", "trl"] as const;
+export type TrainerName = (typeof TRAINERS)[number];
+
+/**
+ * The DPOConfig fields srlm writes into dpo_config.yaml itself (from `dpo:`, the run's seed, and
+ * trl.bf16 / trl.max_prompt_length), so `trl.config` may not set them: one value, one place.
+ */
+export const TRL_MAPPED_FIELDS = [
+  "output_dir",
+  "seed",
+  "learning_rate",
+  "lr_scheduler_type",
+  "warmup_ratio",
+  "warmup_steps",
+  "num_train_epochs",
+  "max_steps",
+  "per_device_train_batch_size",
+  "gradient_accumulation_steps",
+  "max_grad_norm",
+  "weight_decay",
+  "adam_beta1",
+  "adam_beta2",
+  "adam_epsilon",
+  "logging_steps",
+  "save_strategy",
+  "save_steps",
+  "save_total_limit",
+  "beta",
+  "loss_type",
+  "label_smoothing",
+  "rpo_alpha",
+  "max_length",
+  "max_prompt_length",
+  "bf16",
+  "model_adapter_name",
+  "ref_adapter_name",
+] as const;
+
+/**
+ * TRL's settings (trainer `trl` only; src/loop/trl.ts, docs/loop.md "Training in TRL"). Each DPO step
+ * is written to iter-<t>/trl/ (train.jsonl, dpo_config.yaml, train_dpo.py, launch.sh) and launch.sh
+ * is run; the PEFT adapter it saves is M_{t+1}.
+ */
+export const TrlSchema = z
+  .object({
+    /**
+     * The Python with torch, transformers, datasets, peft, trl, accelerate and PyYAML (e.g. a venv's
+     * bin/python; a relative path is taken from srlm's working directory). Default python3 (from PATH).
+     */
+    python: z.string().min(1).default("python3"),
+    /**
+     * The launcher, a shell command line that train_dpo.py and its config file follow. null (default):
+     * `<python> -m accelerate.commands.launch`, which is `accelerate launch` run by that Python. Others:
+     * `accelerate launch`, `torchrun --nproc_per_node 8`, or the Python alone for one process.
+     */
+    command: z.string().min(1).nullable().default(null),
+    /**
+     * An accelerate config file, passed as `--config_file` (e.g. a DeepSpeed ZeRO-2/3 or FSDP setup as
+     * `accelerate config` writes it; a relative path is taken from srlm's working directory); null
+     * (default) = accelerate's own default config. Only for an accelerate launcher.
+     */
+    accelerate_config: z.string().min(1).nullable().default(null),
+    /** More launcher arguments, after --config_file and before the script, e.g. [--num_processes, 8] (numbers become words). Default none. */
+    launch_args: z.array(z.union([z.string(), z.number()]).transform((w) => String(w))).default([]),
+    /**
+     * Environment variables launch.sh exports (e.g. CUDA_VISIBLE_DEVICES, HF_HOME). They are written into
+     * launch.sh and config.resolved.yaml: keep secrets in srlm's own environment, which the launch inherits.
+     */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name"), z.string()).default({}),
+    /** DPOConfig bf16: bfloat16 mixed precision, the model loaded in bfloat16. Default true (GPUs from Ampere on); false for float32. */
+    bf16: z.boolean().default(true),
+    /** DPOConfig max_prompt_length: prompt tokens kept (TRL keeps the end). null (default) = no limit besides dpo.max_length. */
+    max_prompt_length: int(1).nullable().default(null),
+    /**
+     * More DPOConfig fields, written as given: gradient_checkpointing, deepspeed (a DeepSpeed JSON file),
+     * report_to (default "none"), dataloader_num_workers, … Fields srlm maps from dpo: are refused (set them there).
+     */
+    config: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    for (const k of Object.keys(t.config)) {
+      if ((TRL_MAPPED_FIELDS as readonly string[]).includes(k)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["config", k],
+          message: `srlm writes DPOConfig ${k} itself (from dpo:, the run's seed, trl.bf16 or trl.max_prompt_length); set it there`,
+        });
+      }
+    }
+    if (t.accelerate_config !== null && t.command !== null && !t.command.includes("accelerate")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["accelerate_config"],
+        message: `is passed as --config_file to accelerate launch, but the launcher is "${t.command}"`,
+      });
+    }
+  });
+export type TrlSettings = z.output<typeof TrlSchema>;
+
 const RunConfigObject = z
   .object({
     /** The preset this config started from (informational; `preset:` in a file selects the base). */
@@ -168,12 +319,15 @@ const RunConfigObject = z
     temporal: TemporalSchema.optional(),
     /**
      * Samples and judges: `builtin` (absent = builtin; left out of config.resolved.yaml so earlier runs
-     * resume) or `llama.cpp` (node-llama-cpp on the GGUF of M1 plus the current LoRA adapter's GGUF;
-     * the builtin engine still trains, evaluates and computes log-probs, on the same weights).
+     * resume), `llama.cpp` (node-llama-cpp on the GGUF of M1 plus the current LoRA adapter's GGUF)
+     * or `openai` (OpenAI-compatible servers running M1, the current adapter hot-loaded; block `openai`).
+     * The builtin engine still trains, evaluates and computes log-probs, on the same weights.
      */
     engine: z.enum(ENGINES).optional(),
     /** llama.cpp's settings; filled with their defaults for engine llama.cpp only. */
     llama_cpp: LlamaCppSchema.optional(),
+    /** The servers of engine openai (required with it, refused without it). */
+    openai: OpenAISchema.optional(),
     /**
      * M1: built in the sandbox from a sandbox preset (src/sandbox/preset.ts), or the user's model
      * (`path`): a GGUF file (llama architecture, SentencePiece vocabulary) or a Hugging Face model
@@ -257,6 +411,14 @@ const RunConfigObject = z
     /** The DPO step M_t → M_{t+1} (reference M_t), TRL's names. output_dir is set per iteration. */
     dpo: DpoConfigSchema.omit({ output_dir: true }).default(DpoConfigSchema.omit({ output_dir: true }).parse({})),
     /**
+     * What trains the DPO step: `builtin` (absent = builtin; left out of config.resolved.yaml so earlier
+     * runs resume) or `trl` (Hugging Face TRL's DPOTrainer on the user's HF model folder with a PEFT LoRA
+     * adapter, launched with accelerate; needs model.path and a method whose pairs are plain DPO pairs).
+     */
+    trainer: z.enum(TRAINERS).optional(),
+    /** TRL's settings; filled with their defaults for trainer trl only. */
+    trl: TrlSchema.optional(),
+    /**
      * Seed-data rows (M1's IFT + EFT) trained alongside each pair, so the model keeps judging and
      * answering as it learned (the prototype: keeping the EFT loss raised judge accuracy 0.59 → 0.67).
      */
@@ -281,9 +443,10 @@ const RunConfigObject = z
   .transform((c) => {
     // LoRA and llama.cpp's block only where they apply, so other runs' resolved configs do not change;
     // each goes where a parse of config.resolved.yaml puts it (--resume compares the text).
-    const needsLora = c.engine === "llama.cpp" || c.model.path !== undefined;
+    const needsLora = c.engine === "llama.cpp" || c.engine === "openai" || c.model.path !== undefined;
     if (needsLora && c.lora === undefined) c = insertAfter(c, "model", "lora", LoraSchema.parse({}));
     if (c.engine === "llama.cpp" && c.llama_cpp === undefined) c = insertAfter(c, "engine", "llama_cpp", LlamaCppSchema.parse({}));
+    if (c.trainer === "trl" && c.trl === undefined) c = insertAfter(c, "trainer", "trl", TrlSchema.parse({}));
     return c;
   })
   .transform((c) => {
@@ -323,6 +486,48 @@ const RunConfigObject = z
     }
     if (c.llama_cpp !== undefined && c.engine !== "llama.cpp") {
       ctx.addIssue({ code: "custom", path: ["llama_cpp"], message: 'the llama_cpp block applies only to engine "llama.cpp"' });
+    }
+    if (c.openai !== undefined && c.engine !== "openai") {
+      ctx.addIssue({ code: "custom", path: ["openai"], message: 'the openai block applies only to engine "openai"' });
+    }
+    if (c.engine === "openai" && c.openai === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["openai"],
+        message: 'engine "openai" needs the servers: openai.base_urls (e.g. http://127.0.0.1:8000/v1) and openai.model (M1\'s name there)',
+      });
+    }
+    if (c.openai !== undefined && c.iterations > 1 && !SERVER_CAPABILITIES[c.openai.server].lora) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["openai", "server"],
+        message: `"${c.openai.server}" servers cannot hot-load LoRA adapters, which iterations after the first sample from: use "vllm" or "srlm" (or iterations: 1)`,
+      });
+    }
+    if (c.trl !== undefined && c.trainer !== "trl") {
+      ctx.addIssue({ code: "custom", path: ["trl"], message: 'the trl block applies only to trainer "trl"' });
+    }
+    if (c.trainer === "trl") {
+      // TRL trains what DPOTrainer trains: plain DPO pairs on a transformers model with a PEFT adapter.
+      const trlIssue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+      if (c.model.path === undefined || c.model.path.endsWith(".gguf")) {
+        trlIssue(
+          ["model", "path"],
+          'trainer "trl" trains your own model: set model.path to a Hugging Face model folder that transformers loads ' +
+            "(the sandbox M1 has a character tokenizer transformers cannot read; a .gguf file is not a training checkpoint)",
+        );
+      }
+      if (c.method === "control" || c.method === "cream" || c.method === "scir") {
+        const reasons = { control: "trains only on seed rows", cream: "needs the soft-label loss", scir: "adds a consistency penalty" };
+        const what = reasons[c.method];
+        trlIssue(["method"], `method "${c.method}" ${what}, which TRL's DPOTrainer does not compute: use trainer "builtin"`);
+      }
+      if (c.pairs.truncate !== "none") {
+        trlIssue(["pairs", "truncate"], '"first_difference" cuts tokens on the builtin side only: use "none" with trainer "trl"');
+      }
+      if (c.dpo.length_normalize) {
+        trlIssue(["dpo", "length_normalize"], 'TRL has no length-normalised DPO loss (use loss_type "ipo", which normalises itself)');
+      }
     }
     if (c.model.path !== undefined) {
       // A user model brings no world: no generator of fresh tasks, no gold scorer, no seed data.

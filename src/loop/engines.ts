@@ -9,16 +9,24 @@
  * once (adapter_model.gguf beside adapter_model.safetensors, F32) and llama.cpp is reopened lazily, at
  * the first generation after a switch. Adapters are never stacked: the loop trains one adapter on
  * (continues it from M_t's), so M_t is always base + one adapter (docs/loop.md, "Your own model").
+ *
+ * With OpenAI-compatible servers (vLLM, `srlm serve`) the servers run M1 and each adapter folder is
+ * hot-loaded by path (vLLM's runtime LoRA API) under a name derived from its weights; requests then
+ * name the adapter. Completed generations are journaled in the run directory (generations.jsonl).
  */
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import { builtinEngine, type EngineCapabilities, type GenerationEngine } from "../engine/engine.js";
 import { LlamaCppModel } from "../engine/llama-cpp.js";
+import { type OpenAIEngine, openaiEngine } from "../engine/openai.js";
 import { exportLoraGguf } from "../io/gguf-write.js";
-import { loadLoraAdapter } from "../io/peft.js";
+import { ADAPTER_WEIGHTS_FILE, loadLoraAdapter } from "../io/peft.js";
 import type { GenerateOptions, Prompt, Sample } from "../model/generate.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { Trainable } from "../train/trainable.js";
 import { loadWeights, weightsFile } from "../train/trainer.js";
+import type { OpenAISettings } from "./config.js";
 import { exists } from "./stages.js";
 
 export interface LoopModels {
@@ -113,6 +121,102 @@ export function llamaCppModels(trainable: Trainable, tokenizer: Tokenizer, o: Ll
     async dispose() {
       await open?.model.dispose();
       open = undefined;
+    },
+  };
+}
+
+/** The run directory's journal of every generation an OpenAI-compatible server completed (engine/journal.ts). */
+export const GENERATIONS_JOURNAL = "generations.jsonl";
+
+export interface OpenAIModelsOptions {
+  /** The run directory: the journal goes there, and adapter names are paths relative to it. */
+  runDir: string;
+  /** M1's (zero) adapter folder: while it is loaded, requests name the base model (`openai.model`). */
+  m1Adapter: string;
+  /**
+   * Adapters kept loaded on the servers (default 3: M_t, and the M1 / M_{t−1} / future model a method
+   * switches to and back); beyond that the least recently used is unloaded, since each one costs
+   * server memory (a merged weight copy in srlm serve, a LoRA slot in vLLM).
+   */
+  keepLoaded?: number;
+  /** Retries, adapter loads and a summary at the end (default: none). */
+  log?: (line: string) => void;
+  /** For tests: the engine's fetch and environment. */
+  fetch?: typeof fetch;
+  env?: Record<string, string | undefined>;
+}
+
+/** The OpenAI engine the `openai:` block describes, journaling into the run directory. */
+export function openaiEngineFor(settings: OpenAISettings, o: Pick<OpenAIModelsOptions, "runDir" | "log" | "fetch" | "env">): OpenAIEngine {
+  return openaiEngine({
+    baseUrls: settings.base_urls,
+    model: settings.model,
+    server: settings.server,
+    // The loop's prompts are complete texts (the world's form applied): no chat template on the server.
+    mode: "completions",
+    ...(settings.api_key_env !== null ? { apiKeyEnv: settings.api_key_env } : {}),
+    timeoutMs: Math.max(1, Math.round(settings.timeout_s * 1000)),
+    maxRetries: settings.retries,
+    maxConcurrency: settings.concurrency,
+    journal: join(o.runDir, GENERATIONS_JOURNAL),
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.fetch ? { fetch: o.fetch } : {}),
+    ...(o.env ? { env: o.env } : {}),
+  });
+}
+
+/**
+ * The name an adapter folder is served under: its path in the run with dashes, and the first 12 hex
+ * digits of its weights' SHA-256. The same adapter gets the same name in a resumed run (so the journal
+ * finds its generations), and two adapters never share one (a server that already has a name is not
+ * asked to load it again, and two runs may share a server).
+ */
+export async function adapterName(dir: string, runDir: string): Promise<string> {
+  const hash = createHash("sha256")
+    .update(await readFile(join(dir, ADAPTER_WEIGHTS_FILE)))
+    .digest("hex")
+    .slice(0, 12);
+  const rel = relative(resolve(runDir), resolve(dir));
+  const where = rel === "" || rel.startsWith("..") || isAbsolute(rel) ? basename(resolve(dir)) : rel;
+  return `${where.replace(/[^A-Za-z0-9._]+/g, "-")}-${hash}`;
+}
+
+/**
+ * Sampling and judging on OpenAI-compatible servers that run M1; the LoRA trainable (kind "lora")
+ * trains the adapter on the builtin engine over the same base weights. `use(dir)` loads the adapter
+ * into the trainable and points the engine at it: M1's adapter is the base model itself; any other
+ * folder is registered under `adapterName` and requests name it, so each server loads it (by absolute
+ * path: the servers must see the run directory) at its first request there, and again after a restart.
+ */
+export function openaiModels(trainable: Trainable, engine: OpenAIEngine, o: OpenAIModelsOptions): LoopModels {
+  if (trainable.kind !== "lora") throw new Error("the openai engine serves M1 + a LoRA adapter: the loop must train LoRA (config lora)");
+  const base = engine.model;
+  const keep = o.keepLoaded ?? 3;
+  const loaded: string[] = []; // adapter names registered with the engine, least recently used first
+  return {
+    trainable,
+    engine,
+    async use(dir) {
+      await loadWeights(trainable, weightsIn(trainable, dir));
+      if (resolve(dir) === resolve(o.m1Adapter)) {
+        engine.useModel(base);
+        return;
+      }
+      const name = await adapterName(dir, o.runDir);
+      const at = loaded.indexOf(name);
+      if (at >= 0) loaded.splice(at, 1);
+      else engine.addLoraAdapter(name, resolve(dir));
+      loaded.push(name);
+      engine.useModel(name);
+      while (loaded.length > keep) await engine.removeLoraAdapter(loaded.shift() as string);
+    },
+    async dispose() {
+      for (const name of loaded.splice(0)) await engine.removeLoraAdapter(name);
+      const st = engine.stats;
+      o.log?.(
+        `openai engine: ${st.requests} requests (${st.retries} retried), ${st.samples} samples received, ${st.journalHits} from the journal, ${st.loraLoads} adapter loads`,
+      );
+      await engine.dispose();
     },
   };
 }

@@ -12,6 +12,7 @@
  *     (method files)                        what a successor computes beyond SR (methods.ts lists them)
  *     pairs.jsonl, pairs_stats.json         the method's pairs (TRL conversational format + scores), their stats
  *     train/                                DPO (+ seed rows) from M_t, reference M_t; train/final = M_{t+1}
+ *     trl/                                  trainer trl instead: TRL's files, log and metrics (trl.ts); trl/output = M_{t+1}
  *     eval.json                             M_{t+1} on the held-out prompts
  *   metrics.jsonl                           one flat line per model (rebuilt from the files above)
  *
@@ -45,11 +46,12 @@ import { initLora, type LoraTarget, loraTrainable } from "../train/lora.js";
 import { fullTrainable, type Trainable } from "../train/trainable.js";
 import { FINAL_DIR } from "../train/trainer.js";
 import { configYaml, deepMerge, type RunConfig, SelfInstructSchema } from "./config.js";
-import { builtinModels, type LoopModels, llamaCppModels } from "./engines.js";
+import { builtinModels, type LoopModels, llamaCppModels, openaiEngineFor, openaiModels } from "./engines.js";
 import { judgesCandidates, type MethodContext, methodPairs } from "./methods.js";
 import type { PairRecord } from "./records.js";
 import { flatSandboxMetrics, sandboxWorld } from "./sandbox-world.js";
 import { exists, judgeStage, STAGE, type StageContext, sampleStage, seedOf, trainStage } from "./stages.js";
+import { trlStage } from "./trl.js";
 import { userWorld } from "./user-world.js";
 import type { LoopPrompt, World } from "./world.js";
 
@@ -106,7 +108,7 @@ export async function runLoop(cfg: RunConfig, runDir: string, o: LoopOptions): P
       await saveLoraAdapter(modelDir, m1.base.config, adapter, { ...(cfg.model.path ? { baseModel: cfg.model.path } : {}) });
     }
   }
-  const models = await loopModels(cfg, trainable, m1, m1Dir);
+  const models = await loopModels(cfg, trainable, m1, m1Dir, log);
   try {
     await models.use(modelDir);
 
@@ -201,7 +203,12 @@ async function iterate(cfg: RunConfig, runDir: string, x: IterateContext): Promi
       time,
     });
 
-    if (pairs.length > 0) {
+    if (pairs.length > 0 && cfg.trainer === "trl") {
+      const trl = { cfg, t, runDir, dir, world, prompts, pairs, initAdapter: modelDir, modelConfig: model.config, log, signal: o.signal };
+      modelDir = await time("time/train_s", () => trlStage({ ...trl, show: showProgress }));
+      // M_{t+1} into the trainable and the engine, where a builtin step leaves it.
+      await models.use(modelDir);
+    } else if (pairs.length > 0) {
       await time("time/train_s", () => trainStage({ ...stage, trainable }, prompts, pairs, trainDir, cfg.seed * 1000 + t));
       modelDir = join(trainDir, FINAL_DIR);
     } else if (prompts.length === 0) {
@@ -290,9 +297,14 @@ function loraConfig(cfg: RunConfig) {
 /**
  * The engine pair of the run. llama.cpp needs M1 as GGUF: the user's file as is, otherwise M1's base
  * weights exported once (F32, so llama.cpp computes what the builtin engine does) to m1/model.gguf.
+ * OpenAI-compatible servers already run M1 (openai.model); M1's zero adapter stands for it.
  */
-async function loopModels(cfg: RunConfig, trainable: Trainable, m1: M1, m1Dir: string): Promise<LoopModels> {
+async function loopModels(cfg: RunConfig, trainable: Trainable, m1: M1, m1Dir: string, log: (line: string) => void): Promise<LoopModels> {
   const tok: Tokenizer = m1.world.tokenizer;
+  if (cfg.engine === "openai" && cfg.openai) {
+    const runDir = dirname(m1Dir);
+    return openaiModels(trainable, openaiEngineFor(cfg.openai, { runDir, log }), { runDir, m1Adapter: join(m1Dir, "adapter"), log });
+  }
   if (cfg.engine !== "llama.cpp") return builtinModels(trainable, tok, m1.stopTokens);
   let gguf = m1.gguf;
   if (!gguf) {
@@ -632,7 +644,7 @@ export async function rebuildMetrics(cfg: RunConfig, runDir: string): Promise<Re
       const selfInstruct = join(dir, "self_instruct.json");
       if (await exists(selfInstruct)) Object.assign(row, selfInstructMetrics(JSON.parse(await readFile(selfInstruct, "utf8"))));
       Object.assign(row, JSON.parse(await readFile(join(dir, "pairs_stats.json"), "utf8")));
-      Object.assign(row, await trainStats(join(dir, "train")));
+      Object.assign(row, await trainStats(join(dir, cfg.trainer === "trl" ? "trl" : "train")));
       try {
         Object.assign(row, JSON.parse(await readFile(join(dir, "times.json"), "utf8")));
       } catch {

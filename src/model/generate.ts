@@ -132,6 +132,30 @@ export function seedFor(seed: number, prompt: number, sample: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** The inverse of odd `a` modulo 2^32 (Newton's iteration; each step doubles the correct low bits, from 3). */
+function inverseMod32(a: number): number {
+  let x = a >>> 0;
+  for (let i = 0; i < 5; i++) x = Math.imul(x, (2 - Math.imul(a, x)) >>> 0) >>> 0;
+  return x;
+}
+const INV_M1 = inverseMod32(0x85ebca6b);
+const INV_M2 = inverseMod32(0xc2b2ae35);
+
+/**
+ * The seed s with seedFor(s, 0, 0) = `stream`: a generate call of one prompt and one sample, seeded
+ * s, draws from `stream`. For fixed (prompt, sample) seedFor is a bijection of 32-bit seeds (xors,
+ * multiplications by odd constants, an xor-shift by 16), so every stream has exactly one such seed.
+ * The OpenAI engine uses it to make `srlm serve` draw sample i of prompt p from seedFor(seed, p, i),
+ * one request per sample, as the builtin engine does in one call.
+ */
+export function requestSeedFor(stream: number): number {
+  let h = stream >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0; // an xor-shift by half the width is its own inverse
+  h = (Math.imul(h, INV_M2) ^ 0x165667b1) >>> 0;
+  h = (Math.imul(h, INV_M1) ^ 0x7f4a7c15) >>> 0;
+  return (h ^ 0x9e3779b9) >>> 0;
+}
+
 /** Sample continuations of each prompt. Returns samples grouped per prompt: result[p][i]. */
 export async function generate(
   model: LlamaModel,

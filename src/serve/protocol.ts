@@ -95,3 +95,17 @@ export function unsupportedField(body: Record<string, unknown>): { param: string
 export function messageText(m: z.infer<typeof ChatMessageSchema>): string {
   return typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
 }
+
+/** vLLM's `POST /v1/load_lora_adapter` body (its LoadLoRAAdapterRequest). */
+export const LoadLoraRequestSchema = z
+  .object({
+    lora_name: z.string().min(1),
+    /** A PEFT adapter folder (adapter_config.json + adapter_model.safetensors), as the server's file system sees it. */
+    lora_path: z.string().min(1),
+    /** Replace an adapter already loaded under this name (vLLM ≥ 0.10); otherwise that is a 400. */
+    load_inplace: z.boolean().nullish(),
+  })
+  .loose();
+
+/** vLLM's `POST /v1/unload_lora_adapter` body (by name; vLLM's lora_int_id is not used by srlm). */
+export const UnloadLoraRequestSchema = z.object({ lora_name: z.string().min(1) }).loose();

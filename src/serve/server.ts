@@ -19,18 +19,32 @@
  * completion-style model such as the sandbox's answers it as it would on /v1/completions); several
  * messages become `role: content` lines followed by `assistant: `.
  *
+ * LoRA adapters (with `enableLora`, `srlm serve --enable-lora`): vLLM's runtime API.
+ * `POST /v1/load_lora_adapter {lora_name, lora_path}` reads a PEFT adapter folder for the served model
+ * and `POST /v1/unload_lora_adapter {lora_name}` drops it; loaded adapters are listed in /v1/models
+ * (with `parent` = the base model), and a request whose `model` names one samples from base + that
+ * adapter. The adapted weights are merged as the LoRA trainer merges them (loraTrainable's
+ * afterUpdate, on the same kernels), so an adapter served here samples exactly what the builtin
+ * engine samples with it in training. Each loaded adapter holds a merged copy of the weights it
+ * targets: `maxLoras` (default 4) bounds them. Without `enableLora` both routes get 404, as vLLM's
+ * do without VLLM_ALLOW_RUNTIME_LORA_UPDATING. Nothing survives a restart: clients load again.
+ *
  * Limits: a body over `maxBodyBytes` gets 413; `max_tokens` over `maxTokensLimit`, `n` over `maxN`, a
  * prompt of `maxSeqLen` tokens or more, and malformed bodies get 400 naming the field; more than
  * `maxQueuedSamples` waiting samples gets 429 with Retry-After. Streaming is not implemented (400).
  */
 import { randomBytes, randomInt } from "node:crypto";
+import { access } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import type { z } from "zod";
+import { ADAPTER_CONFIG_FILE, loadLoraAdapter } from "../io/peft.js";
 import { generate, type Sample, seedFor } from "../model/generate.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { ChatTemplate } from "../tokenizer/chat-template.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { loraTrainable } from "../train/lora.js";
 import {
   type ChatMessageSchema,
   type ChatRequest,
@@ -38,7 +52,9 @@ import {
   type CompletionRequest,
   CompletionRequestSchema,
   describeZodError,
+  LoadLoraRequestSchema,
   messageText,
+  UnloadLoraRequestSchema,
   unsupportedField,
 } from "./protocol.js";
 
@@ -70,6 +86,10 @@ export interface ServeOptions {
   gatherMs?: number;
   /** KV-cache slots of one generate call (default 256). */
   maxBatch?: number;
+  /** Serve vLLM's runtime LoRA routes (default false: 404, as vLLM without VLLM_ALLOW_RUNTIME_LORA_UPDATING). */
+  enableLora?: boolean;
+  /** Adapters loaded at once (default 4); each holds a merged copy of the weights it targets. */
+  maxLoras?: number;
   /** One line per request and on start/stop (default: none). */
   log?: (line: string) => void;
 }
@@ -97,7 +117,20 @@ interface Sampling {
   topLogprobs: number;
 }
 
+/** A model requests can name: the base, or the base with a LoRA adapter merged in. */
+interface Named {
+  name: string;
+  model: LlamaModel;
+}
+
+interface Adapter extends Named {
+  path: string;
+  created: number;
+}
+
 interface Job {
+  /** The weights this job samples from (jobs of different models never share a batch). */
+  model: LlamaModel;
   prompts: number[][];
   seed: number;
   sampling: Sampling;
@@ -126,6 +159,14 @@ export class SrlmServer {
   private idle: (() => void)[] = [];
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly o: Required<Omit<ServeOptions, "log">> & Pick<ServeOptions, "log">;
+  private readonly adapters = new Map<string, Adapter>();
+  /** Adapter loads in progress, by name, so that a second load of a name waits for the first. */
+  private readonly loading = new Map<string, Promise<unknown>>();
+  /** Model computations (decoding, merging an adapter) run one at a time on the shared kernels. */
+  private computing: Promise<unknown> = Promise.resolve();
+  /** Batch keys tell models apart by object: an adapter loaded again in place is another model. */
+  private readonly modelIds = new WeakMap<LlamaModel, number>();
+  private nextModelId = 0;
 
   private constructor(
     private readonly served: ServedModel,
@@ -142,6 +183,8 @@ export class SrlmServer {
       maxQueuedSamples: opts.maxQueuedSamples ?? 4096,
       gatherMs: opts.gatherMs ?? 2,
       maxBatch: opts.maxBatch ?? 256,
+      enableLora: opts.enableLora ?? false,
+      maxLoras: opts.maxLoras ?? 4,
       log: opts.log,
     };
   }
@@ -200,8 +243,9 @@ export class SrlmServer {
     const t0 = performance.now();
     this.stats.requests++;
     let status = 200;
+    const note: { model?: string } = {};
     try {
-      const body = await this.route(req);
+      const body = await this.route(req, note);
       send(res, 200, body);
     } catch (e) {
       const err = e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error).message}`, null, "server_error");
@@ -211,10 +255,11 @@ export class SrlmServer {
       if (err.status === 413) headers.connection = "close";
       send(res, err.status, { error: { message: err.message, type: err.type, param: err.param, code: null } }, headers);
     }
-    this.o.log?.(`${req.method} ${req.url} ${status} ${(performance.now() - t0).toFixed(0)} ms`);
+    this.o.log?.(`${req.method} ${req.url} ${status} ${(performance.now() - t0).toFixed(0)} ms${note.model ? ` model=${note.model}` : ""}`);
   }
 
-  private async route(req: IncomingMessage): Promise<unknown> {
+  /** The response body of a request; `note.model` is set to the model a generation request named. */
+  private async route(req: IncomingMessage, note: { model?: string }): Promise<unknown> {
     const path = (req.url ?? "/").split("?")[0].replace(/\/+$/, "");
     const method = req.method ?? "GET";
     const only = (m: string) => {
@@ -226,26 +271,38 @@ export class SrlmServer {
     }
     if (path === "/v1/models") {
       only("GET");
-      return { object: "list", data: [this.modelCard()] };
+      return { object: "list", data: [this.modelCard(), ...[...this.adapters.values()].map((a) => this.adapterCard(a))] };
     }
     if (path.startsWith("/v1/models/")) {
       only("GET");
       const id = decodeURIComponent(path.slice("/v1/models/".length));
-      if (id !== this.o.modelName)
-        throw new HttpError(404, `model "${id}" does not exist (this server has "${this.o.modelName}")`, "model");
+      const a = this.adapters.get(id);
+      if (a) return this.adapterCard(a);
+      this.resolveModel(id);
       return this.modelCard();
     }
     if (path === "/v1/completions") {
       only("POST");
-      return this.completions(parseBody(await readBody(req, this.o.maxBodyBytes), CompletionRequestSchema));
+      return this.completions(parseBody(await readBody(req, this.o.maxBodyBytes), CompletionRequestSchema), note);
     }
     if (path === "/v1/chat/completions") {
       only("POST");
-      return this.chat(parseBody(await readBody(req, this.o.maxBodyBytes), ChatRequestSchema));
+      return this.chat(parseBody(await readBody(req, this.o.maxBodyBytes), ChatRequestSchema), note);
     }
+    if ((path === "/v1/load_lora_adapter" || path === "/v1/unload_lora_adapter") && this.o.enableLora) {
+      only("POST");
+      const text = await readBody(req, this.o.maxBodyBytes);
+      return path === "/v1/load_lora_adapter"
+        ? this.loadAdapter(parseBody(text, LoadLoraRequestSchema))
+        : this.unloadAdapter(parseBody(text, UnloadLoraRequestSchema));
+    }
+    if (path === "/v1/load_lora_adapter" || path === "/v1/unload_lora_adapter") {
+      throw new HttpError(404, `${path}: runtime LoRA loading is off (start srlm serve with --enable-lora)`);
+    }
+    const lora = this.o.enableLora ? ", POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter" : "";
     throw new HttpError(
       404,
-      `no route ${method} ${path} (routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health)`,
+      `no route ${method} ${path} (routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions${lora}, GET /health)`,
     );
   }
 
@@ -259,6 +316,96 @@ export class SrlmServer {
     };
   }
 
+  /** An adapter as vLLM lists it: `root` = where it was read from, `parent` = the base model. */
+  private adapterCard(a: Adapter) {
+    return { id: a.name, object: "model", created: a.created, owned_by: "srlm", root: a.path, parent: this.o.modelName };
+  }
+
+  /** The base model or a loaded adapter named `name`; 404 naming what exists otherwise. */
+  private resolveModel(name: string): Named {
+    if (name === this.o.modelName) return { name, model: this.served.model };
+    const a = this.adapters.get(name);
+    if (a) return a;
+    const known = [this.o.modelName, ...this.adapters.keys()].map((m) => `"${m}"`).join(", ");
+    throw new HttpError(404, `The model \`${name}\` does not exist (this server has ${known}).`, "model");
+  }
+
+  private modelId(m: LlamaModel): number {
+    let id = this.modelIds.get(m);
+    if (id === undefined) {
+      id = this.nextModelId++;
+      this.modelIds.set(m, id);
+    }
+    return id;
+  }
+
+  /** Run `f` after every model computation started before it (decoding and merging share the kernels). */
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.computing.then(f, f);
+    this.computing = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * vLLM's load: read the PEFT folder at `lora_path` (relative paths: from the server's working
+   * directory), check it against the model, merge it. Answers as vLLM does: 400 "has already been
+   * loaded" for a name in use (unless `load_inplace`), 404 "No adapter found" for a missing folder.
+   */
+  private async loadAdapter(b: z.infer<typeof LoadLoraRequestSchema>): Promise<string> {
+    const name = b.lora_name;
+    if (name === this.o.modelName) throw new HttpError(400, `lora_name: "${name}" is the base model's name`, "lora_name");
+    const pending = this.loading.get(name);
+    if (pending) await pending.catch(() => undefined);
+    if (this.adapters.has(name) && !b.load_inplace) {
+      throw new HttpError(400, `The lora adapter '${name}' has already been loaded.`, "lora_name");
+    }
+    // Loads in progress count too, so that concurrent loads cannot pass the limit together.
+    if (!this.adapters.has(name) && this.adapters.size + this.loading.size >= this.o.maxLoras) {
+      throw new HttpError(
+        400,
+        `lora_name: ${this.adapters.size} adapters are loaded, the limit (--max-loras); unload one first: ${[...this.adapters.keys()].join(", ")}`,
+        "lora_name",
+      );
+    }
+    const load = (async () => {
+      const path = b.lora_path;
+      try {
+        await access(join(path, ADAPTER_CONFIG_FILE));
+      } catch {
+        throw new HttpError(404, `No adapter found at ${path} (no ${ADAPTER_CONFIG_FILE} there)`, "lora_path");
+      }
+      const base = this.served.model;
+      let trainable: ReturnType<typeof loraTrainable>;
+      try {
+        trainable = loraTrainable(base, await loadLoraAdapter(path, base.config));
+      } catch (e) {
+        throw new HttpError(400, `lora_path: ${(e as Error).message}`, "lora_path");
+      }
+      // The trainer's merge (W + s·B·A on the kernels), so the served weights are the training run's.
+      await this.exclusive(async () => trainable.afterUpdate());
+      this.adapters.set(name, { name, model: trainable.model, path, created: Math.floor(Date.now() / 1000) });
+      this.o.log?.(`loaded LoRA adapter "${name}" from ${path}`);
+    })();
+    this.loading.set(name, load);
+    try {
+      await load;
+    } finally {
+      this.loading.delete(name);
+    }
+    return `Success: LoRA adapter '${name}' added successfully.`;
+  }
+
+  /** vLLM's unload: queued requests for the adapter still finish (their jobs hold its weights). */
+  private async unloadAdapter(b: z.infer<typeof UnloadLoraRequestSchema>): Promise<string> {
+    const pending = this.loading.get(b.lora_name);
+    if (pending) await pending.catch(() => undefined);
+    if (!this.adapters.delete(b.lora_name)) {
+      throw new HttpError(404, `The lora adapter '${b.lora_name}' cannot be found.`, "lora_name");
+    }
+    this.o.log?.(`unloaded LoRA adapter "${b.lora_name}"`);
+    return `Success: LoRA adapter '${b.lora_name}' removed successfully.`;
+  }
+
   /** Checks shared by both endpoints; returns the sampling settings. */
   private sampling(
     b: CompletionRequest | ChatRequest,
@@ -266,9 +413,6 @@ export class SrlmServer {
     defaultMax: number,
     topLogprobs: number,
   ): Sampling {
-    if (b.model !== this.o.modelName) {
-      throw new HttpError(404, `model "${b.model}" does not exist (this server has "${this.o.modelName}")`, "model");
-    }
     const bad = unsupportedField(b as Record<string, unknown>);
     if (bad) throw new HttpError(400, bad.message, bad.param);
     const max = maxTokens ?? defaultMax;
@@ -313,7 +457,9 @@ export class SrlmServer {
     return ids;
   }
 
-  private async completions(b: CompletionRequest): Promise<unknown> {
+  private async completions(b: CompletionRequest, note: { model?: string }): Promise<unknown> {
+    note.model = b.model;
+    const m = this.resolveModel(b.model);
     const s = this.sampling(b, b.max_tokens, 16, b.logprobs ?? 0);
     const raw = b.prompt;
     const list: (string | number[])[] =
@@ -322,7 +468,7 @@ export class SrlmServer {
       const param = list.length > 1 ? `prompt.${k}` : "prompt";
       return this.checkPrompt(typeof p === "string" ? this.encode(p, param) : p, param);
     });
-    const samples = await this.submit(prompts, b.seed, s);
+    const samples = await this.submit(m.model, prompts, b.seed, s);
     const tok = this.served.tokenizer;
     const choices = samples.flatMap((row, k) =>
       row.map((x, j) => ({
@@ -336,17 +482,19 @@ export class SrlmServer {
       id: `cmpl-${randomBytes(12).toString("hex")}`,
       object: "text_completion",
       created: Math.floor(Date.now() / 1000),
-      model: this.o.modelName,
+      model: m.name,
       choices,
       usage: usage(prompts, samples),
     };
   }
 
-  private async chat(b: ChatRequest): Promise<unknown> {
+  private async chat(b: ChatRequest, note: { model?: string }): Promise<unknown> {
+    note.model = b.model;
+    const m = this.resolveModel(b.model);
     const s = this.sampling(b, b.max_completion_tokens ?? b.max_tokens, this.o.maxTokensLimit, b.logprobs ? (b.top_logprobs ?? 0) : 0);
     if (b.top_logprobs && !b.logprobs) throw new HttpError(400, "top_logprobs: needs logprobs: true", "top_logprobs");
     const ids = this.checkPrompt(this.renderChat(b.messages), "messages");
-    const samples = await this.submit([ids], b.seed, s);
+    const samples = await this.submit(m.model, [ids], b.seed, s);
     const tok = this.served.tokenizer;
     const choices = samples[0].map((x, j) => ({
       index: j,
@@ -358,7 +506,7 @@ export class SrlmServer {
       id: `chatcmpl-${randomBytes(12).toString("hex")}`,
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
-      model: this.o.modelName,
+      model: m.name,
       choices,
       usage: usage([ids], samples),
     };
@@ -381,7 +529,7 @@ export class SrlmServer {
   }
 
   /** Queue a request's prompts; resolves with its samples once its batch has been decoded. */
-  private submit(prompts: number[][], seed: number | null | undefined, sampling: Sampling): Promise<Sample[][]> {
+  private submit(model: LlamaModel, prompts: number[][], seed: number | null | undefined, sampling: Sampling): Promise<Sample[][]> {
     if (this.closing) throw new HttpError(503, "the server is shutting down", null, "server_error");
     const count = prompts.length * sampling.n;
     if (this.queuedSamples + count > this.o.maxQueuedSamples) {
@@ -390,11 +538,13 @@ export class SrlmServer {
     this.queuedSamples += count;
     return new Promise<Sample[][]>((resolve, reject) => {
       this.queue.push({
+        model,
         prompts,
         // The sample streams take 32-bit seeds; ToUint32 maps any integer (negative or ≥ 2^32) onto one.
         seed: seed === undefined || seed === null ? randomInt(2 ** 32 - 1) : seed >>> 0,
         sampling,
-        key: JSON.stringify(sampling),
+        // Same model object and settings: one batch.
+        key: `${this.modelId(model)}\u0000${JSON.stringify(sampling)}`,
         resolve,
         reject,
       });
@@ -424,7 +574,7 @@ export class SrlmServer {
             this.queue.splice(i, 1);
           } else i++;
         }
-        await this.decode(batch);
+        await this.exclusive(() => this.decode(batch));
       }
     } finally {
       this.running = false;
@@ -446,7 +596,7 @@ export class SrlmServer {
     }
     let out: Sample[][];
     try {
-      out = await generate(this.served.model, this.served.tokenizer, prompts, {
+      out = await generate(batch[0].model, this.served.tokenizer, prompts, {
         n: s.n,
         temperature: s.temperature,
         topP: s.topP,

@@ -1,6 +1,7 @@
 // The OpenAI-compatible engine against `srlm serve` as a child process: a run during which the server
 // is SIGKILLed and restarted returns every sample once, identical to the builtin generate with the
-// same seeds; and a load test (64 requests, at most 16 in flight) that reports throughput, loses no
+// same seed (server kind srlm: one request per sample, seeded so that the server draws the builtin's
+// stream, requestSeedFor); and a load test (64 requests, at most 16 in flight) that reports throughput, loses no
 // request, and ends with a graceful SIGTERM.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,7 +11,7 @@ import { after, test } from "node:test";
 import { openaiEngine } from "../../src/engine/openai.js";
 import { createKernels } from "../../src/engine/ort.js";
 import { loadModelFolder } from "../../src/io/model-folder.js";
-import { generate, seedFor } from "../../src/model/generate.js";
+import { generate } from "../../src/model/generate.js";
 import { createModel } from "../../src/model/llama.js";
 import { type ServeChild, startServe, writeTinyModel } from "../serve-fixtures.js";
 
@@ -33,7 +34,7 @@ test("server SIGKILLed and restarted mid-run: every sample once, identical to th
     baseUrls: [first.url],
     model: "tiny",
     server: "srlm",
-    capabilities: { n: false }, // one request per sample: 48 requests
+    // srlm's seeds (server "srlm"): one request per sample, 48 requests.
     journal,
     maxConcurrency: 4,
     retryBaseMs: 100,
@@ -60,14 +61,15 @@ test("server SIGKILLed and restarted mid-run: every sample once, identical to th
   assert.ok(engine.stats.retries > 0, "requests were retried while the server was down");
   const second = await (restarted as Promise<ServeChild>);
 
-  // The same samples in-process: each request (prompt p, sample i) was a generate call seeded seedFor(7, p, i).
+  // The same samples in-process, in one call: sample i of prompt p draws from seedFor(7, p, i) in both.
   const f = await loadModelFolder(dir);
   const kernels = await createKernels("reference");
   try {
     const model = createModel(f.config, f.params, kernels);
-    for (const [p, prompt] of prompts.entries()) {
+    const builtin = await generate(model, f.tokenizer, prompts, { ...opts, stopTokens: f.eosIds });
+    for (const p of prompts.keys()) {
       for (let i = 0; i < 2; i++) {
-        const [[want]] = await generate(model, f.tokenizer, [prompt], { ...opts, n: 1, seed: seedFor(7, p, i), stopTokens: f.eosIds });
+        const want = builtin[p][i];
         const got = out[p][i];
         assert.deepEqual(
           [got.text, got.logprob, got.finishReason],
@@ -87,7 +89,7 @@ test("server SIGKILLed and restarted mid-run: every sample once, identical to th
   assert.equal(new Set(keys).size, 48, "no sample journaled twice");
 
   // A restarted engine (same journal) redoes none of them.
-  const again = openaiEngine({ baseUrls: [second.url], model: "tiny", server: "srlm", capabilities: { n: false }, journal });
+  const again = openaiEngine({ baseUrls: [second.url], model: "tiny", server: "srlm", journal });
   const replay = await again.generate(prompts, opts);
   await again.dispose();
   assert.equal(again.stats.requests, 0, "no request after a restart of the engine");
@@ -99,7 +101,15 @@ test("server SIGKILLed and restarted mid-run: every sample once, identical to th
 test("load: 64 requests, at most 16 in flight, none lost; throughput reported", async (t) => {
   const server = await startServe(dir, ["--port", "0", "--model-name", "tiny"]);
   children.push(server);
-  const engine = openaiEngine({ baseUrls: [server.url], model: "tiny", server: "srlm", maxConcurrency: 16, maxRetries: 0 });
+  // Without srlm's per-sample seeds: one request of n = 2 per prompt.
+  const engine = openaiEngine({
+    baseUrls: [server.url],
+    model: "tiny",
+    server: "srlm",
+    capabilities: { srlmSeeds: false },
+    maxConcurrency: 16,
+    maxRetries: 0,
+  });
   const prompts = Array.from({ length: 64 }, (_, i) => `load ${i}=`);
   let tokens = 0;
   const t0 = performance.now();
